@@ -1,0 +1,38 @@
+# The one way to run things. `make demo` and `make test` set everything up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ML_EVAL := $(BIN)/ml-eval
+export DO_NOT_TRACK := 1
+
+.PHONY: help install demo test lint build train docs-serve clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv with the locked dependencies
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
+	$(ML_EVAL) demo
+
+test: install  ## command 2: every check: sqlfluff, dbt build --warn-error into a fresh database, pytest
+	$(ML_EVAL) lint
+	$(ML_EVAL) build --database ml_eval_ci --fresh --warn-error --no-docs
+	$(BIN)/python -m pytest
+
+lint: install  ## sqlfluff lint with the dbt templater
+	$(ML_EVAL) lint
+
+docs-serve: install  ## serve the lineage docs on http://127.0.0.1:8080
+	$(ML_EVAL) exec -- $(abspath $(BIN))/dbt docs serve --port 8080 --host 127.0.0.1
+
+clean:  ## remove the venv, dbt's target/ and the embedded database
+	-$(ML_EVAL) stop
+	rm -rf $(VENV) target logs .local

@@ -1,0 +1,28 @@
+with
+
+source as (
+    select * from {{ ref('samples') }}
+),
+
+renamed as (
+    select
+        sample_id,
+        dataset_id,
+        sample_index,
+        "Alcohol" as alcohol,
+        "Malicacid" as malic_acid,
+        "Ash" as ash,
+        "Alcalinity_of_ash" as alcalinity_of_ash,
+        "Magnesium" as magnesium,
+        "Total_phenols" as total_phenols,
+        "Flavanoids" as flavanoids,
+        "Nonflavanoid_phenols" as nonflavanoid_phenols,
+        "Proanthocyanins" as proanthocyanins,
+        "Color_intensity" as color_intensity,
+        "Hue" as hue,
+        "0D280_0D315_of_diluted_wines" as od280_od315_of_diluted_wines,
+        "Proline" as proline
+    from source
+)
+
+select * from renamed

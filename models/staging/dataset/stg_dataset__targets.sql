@@ -1,0 +1,16 @@
+with
+
+source as (
+    select * from {{ ref('targets') }}
+),
+
+renamed as (
+    select
+        target_id,
+        sample_index,
+        target_index,
+        class as actual_class
+    from source
+)
+
+select * from renamed

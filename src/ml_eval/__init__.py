@@ -1,0 +1,1 @@
+"""ml-eval: the Python side of the dbt project (warehouse launcher, model runs, reports)."""

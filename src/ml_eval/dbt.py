@@ -1,0 +1,59 @@
+"""Running dbt in-process through its Python API, with failures summarised in one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ml_eval.errors import UserError
+from ml_eval.warehouse import PROJECT_DIR, Warehouse
+
+FAILED = {"error", "fail", "runtime error"}
+
+
+HEADERS = ("Compilation Error", "Database Error", "Runtime Error", "Parsing Error")
+
+
+def _first_line(message: str) -> str:
+    """The first line that says something, skipping dbt's "Compilation Error in ..." headers."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(HEADERS):
+            return line
+    return lines[0] if lines else ""
+
+
+def _describe(result) -> str:
+    """`samples.sample_index: unique (1 failing row)` for a test, `seed samples: <error>` otherwise."""
+    node = result.node
+    status = str(result.status)
+    detail = _first_line(result.message or "") or status
+    if node.resource_type == "test":
+        attached = getattr(node, "attached_node", None) or ""
+        table = attached.split(".")[-1] if attached else node.name
+        column = getattr(node, "column_name", None)
+        where = f"{table}.{column}" if column else table
+        test_name = getattr(getattr(node, "test_metadata", None), "name", None) or node.name
+        if status == "fail":
+            return f"{where}: {test_name} ({result.failures} failing rows)"
+        return f"{where}: {test_name}: {detail}"
+    return f"{node.resource_type} {node.name}: {detail}"
+
+
+def run_dbt(args: list[str], warehouse: Warehouse, project_dir: Path = PROJECT_DIR) -> None:
+    """Invoke `dbt <args>` against the warehouse; raise UserError naming what failed."""
+    from dbt.cli.main import dbtRunner  # slow import, only when dbt is needed
+
+    os.environ.update(warehouse.env())
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    full = [*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    outcome = dbtRunner().invoke(full)
+    if outcome.success:
+        return
+    if outcome.exception is not None:
+        raise UserError(f"dbt {args[0]} failed: {_first_line(str(outcome.exception)) or repr(outcome.exception)}")
+    failures = [
+        _describe(r) for r in getattr(outcome.result, "results", []) or [] if str(r.status) in FAILED
+    ]
+    shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+    raise UserError(f"dbt {args[0]} failed: {shown or 'see the log above'}")

@@ -1,0 +1,142 @@
+"""Where the warehouse is: the standard libpq variables, or an embedded PostgreSQL.
+
+dbt (through profiles.yml), MLflow and our own Python all read the same five variables:
+PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. When PGHOST is unset, an embedded
+PostgreSQL 16 (the `pgserver` wheel) is started in `.local/pgdata` of the project and
+the variables are pointed at its unix socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+from ml_eval.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+EMBEDDED_DIR = PROJECT_DIR / ".local" / "pgdata"
+DEFAULT_DATABASE = "ml_eval"
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Connection settings of one PostgreSQL database."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    embedded: bool = False
+
+    def conninfo(self, database: str | None = None) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or None,
+            dbname=database or self.database,
+            connect_timeout=10,
+        )
+
+    def connect(self, database: str | None = None, **kwargs) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.conninfo(database), **kwargs)
+        except psycopg.OperationalError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise UserError(
+                f"cannot connect to PostgreSQL at {self.host}:{self.port} "
+                f"database {database or self.database!r}: {first_line}"
+            ) from None
+
+    def env(self) -> dict[str, str]:
+        """The libpq variables that point every tool at this database."""
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.database,
+        }
+
+    def sqlalchemy_url(self, schema: str) -> str:
+        """A SQLAlchemy URL (psycopg 3 driver) whose search_path is `schema`, for MLflow."""
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        options = quote(f"-csearch_path={schema}", safe="")
+        if self.host.startswith("/"):
+            return (
+                f"postgresql+psycopg://{auth}@/{quote(self.database, safe='')}"
+                f"?host={quote(self.host, safe='')}&port={self.port}&options={options}"
+            )
+        return (
+            f"postgresql+psycopg://{auth}@{self.host}:{self.port}/"
+            f"{quote(self.database, safe='')}?options={options}"
+        )
+
+    def with_database(self, database: str) -> Warehouse:
+        return Warehouse(self.host, self.port, self.user, self.password, database, self.embedded)
+
+
+def start_embedded(data_dir: Path = EMBEDDED_DIR) -> tuple[str, int, str]:
+    """Start (or reuse) the embedded PostgreSQL; return its socket dir, port and user."""
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only the embedded path needs it
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(data_dir, cleanup_mode=None)
+    except Exception as exc:  # pgserver raises bare Exceptions with long logs
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise UserError(f"cannot start the embedded PostgreSQL in {data_dir}: {first_line}") from None
+    info = server.get_postmaster_info()
+    return str(info.socket_dir), int(info.port or 5432), "postgres"
+
+
+def resolve(environ: os._Environ | dict | None = None) -> Warehouse:
+    """The warehouse the environment names, starting the embedded one when PGHOST is unset."""
+    env = os.environ if environ is None else environ
+    database = env.get("PGDATABASE") or DEFAULT_DATABASE
+    if env.get("PGHOST"):
+        port = env.get("PGPORT") or "5432"
+        if not port.isdigit():
+            raise UserError(f"PGPORT must be a port number, got {port!r}")
+        return Warehouse(
+            host=env["PGHOST"],
+            port=int(port),
+            user=env.get("PGUSER") or "postgres",
+            password=env.get("PGPASSWORD", ""),
+            database=database,
+        )
+    host, port, user = start_embedded()
+    return Warehouse(host=host, port=port, user=user, password="", database=database, embedded=True)
+
+
+def ensure_database(warehouse: Warehouse, *, fresh: bool = False) -> None:
+    """Create the warehouse database if it is missing (drop it first when `fresh`)."""
+    with warehouse.connect("postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (warehouse.database,)
+        ).fetchone()
+        name = sql.Identifier(warehouse.database)
+        if exists and fresh:
+            log.info("dropping database %s", warehouse.database)
+            conn.execute(sql.SQL("drop database {} with (force)").format(name))
+            exists = None
+        if not exists:
+            log.info("creating database %s", warehouse.database)
+            conn.execute(sql.SQL("create database {}").format(name))
