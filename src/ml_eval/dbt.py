@@ -30,7 +30,8 @@ def _describe(result) -> str:
     detail = _first_line(result.message or "") or status
     if node.resource_type == "test":
         attached = getattr(node, "attached_node", None) or ""
-        table = attached.split(".")[-1] if attached else node.name
+        sources = getattr(node, "sources", None) or []
+        table = attached.split(".")[-1] if attached else (sources[0][-1] if sources else node.name)
         column = getattr(node, "column_name", None)
         where = f"{table}.{column}" if column else table
         test_name = getattr(getattr(node, "test_metadata", None), "name", None) or node.name

@@ -1,0 +1,73 @@
+-- One-vs-rest counts and rates per run and class, all from the confusion matrix.
+-- A rate whose denominator is zero is 0, as scikit-learn's zero_division=0.
+with
+
+confusion as (
+    select * from {{ ref('fct_confusion_matrix') }}
+),
+
+run_totals as (
+    select
+        run_uuid,
+        cast(sum(n) as bigint) as n_predictions
+    from confusion
+    group by run_uuid
+),
+
+actual_totals as (
+    select
+        run_uuid,
+        actual_class as class_label,
+        cast(sum(n) as bigint) as support,
+        cast(sum(case when actual_class = predicted_class then n else 0 end) as bigint) as tp
+    from confusion
+    group by run_uuid, actual_class
+),
+
+predicted_totals as (
+    select
+        run_uuid,
+        predicted_class as class_label,
+        cast(sum(n) as bigint) as n_predicted
+    from confusion
+    group by run_uuid, predicted_class
+),
+
+counts as (
+    select
+        actual_totals.run_uuid,
+        actual_totals.class_label,
+        actual_totals.support,
+        actual_totals.tp,
+        predicted_totals.n_predicted - actual_totals.tp as fp,
+        actual_totals.support - actual_totals.tp as fn,
+        run_totals.n_predictions
+        - actual_totals.support
+        - predicted_totals.n_predicted
+        + actual_totals.tp as tn
+    from actual_totals
+    inner join predicted_totals
+        on
+            actual_totals.run_uuid = predicted_totals.run_uuid
+            and actual_totals.class_label = predicted_totals.class_label
+    inner join run_totals
+        on actual_totals.run_uuid = run_totals.run_uuid
+),
+
+final as (
+    select
+        run_uuid,
+        class_label,
+        support,
+        tp,
+        fp,
+        fn,
+        tn,
+        {{ safe_ratio('tp', 'tp + fp') }} as precision,
+        {{ safe_ratio('tp', 'tp + fn') }} as recall,
+        {{ safe_ratio('2 * tp', '2 * tp + fp + fn') }} as f1,
+        {{ safe_ratio('tn', 'tn + fp') }} as specificity
+    from counts
+)
+
+select * from final

@@ -1,0 +1,220 @@
+-- One row per evaluated run: every metric computed from its predictions with
+-- scikit-learn's semantics, beside the values MLflow logged and whether they agree.
+with
+
+runs as (
+    select * from {{ ref('int_runs_classified') }}
+    where is_evaluated
+),
+
+run_details as (
+    select * from {{ ref('stg_mlflow__runs') }}
+),
+
+experiments as (
+    select * from {{ ref('stg_mlflow__experiments') }}
+),
+
+run_tags as (
+    select * from {{ ref('stg_mlflow__run_tags') }}
+),
+
+latest_metrics as (
+    select * from {{ ref('stg_mlflow__latest_metrics') }}
+),
+
+class_metrics as (
+    select * from {{ ref('fct_class_metrics') }}
+),
+
+predictions as (
+    select * from {{ ref('fct_predictions') }}
+),
+
+class_roc_auc as (
+    select * from {{ ref('int_run_class_roc_auc') }}
+),
+
+-- Sums over the classes of each run; the confusion matrix holds everything they need.
+class_summary as (
+    select
+        run_uuid,
+        count(*) as n_classes,
+        cast(sum(support) as bigint) as n_predictions,
+        cast(sum(tp) as bigint) as n_correct,
+        -- agreement expected by chance: sum over classes of predicted x actual counts
+        sum(cast(tp + fp as {{ dbt.type_float() }}) * support) as chance_product_sum,
+        sum(cast(tp + fp as {{ dbt.type_float() }}) * (tp + fp)) as predicted_square_sum,
+        sum(cast(support as {{ dbt.type_float() }}) * support) as actual_square_sum,
+        avg(precision) as precision_macro,
+        avg(recall) as recall_macro,
+        avg(f1) as f1_macro,
+        avg(recall) filter (where support > 0) as balanced_accuracy,
+        sum(precision * support) / sum(support) as precision_weighted,
+        sum(recall * support) / sum(support) as recall_weighted,
+        sum(f1 * support) / sum(support) as f1_weighted
+    from class_metrics
+    group by run_uuid
+),
+
+-- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
+-- (numpy's float64 machine epsilon), exactly as scikit-learn does.
+probability_summary as (
+    select
+        run_uuid,
+        avg(
+            -ln(greatest(least(coalesce(actual_class_probability, 0), 1 - 2.220446049250313e-16),
+                2.220446049250313e-16))
+        ) as log_loss,
+        bool_and(abs(probability_sum - 1) <= 1e-6) as probabilities_sum_to_one
+    from predictions
+    group by run_uuid
+),
+
+-- macro average over the scored classes; with two classes scikit-learn scores the
+-- greater label only, which is what a binary ROC AUC is.
+roc_auc_summary as (
+    select
+        run_uuid,
+        case
+            when count(*) = 2 then max(roc_auc) filter (where score_class = max_class)
+            when bool_and(roc_auc is not null) then avg(roc_auc)
+        end as roc_auc
+    from (
+        select
+            *,
+            max(score_class) over (partition by run_uuid) as max_class
+        from class_roc_auc
+    ) as with_max
+    group by run_uuid
+),
+
+-- every true class must be among the scored ones for ROC AUC to be defined
+unscored_truths as (
+    select distinct predictions.run_uuid
+    from predictions
+    left join class_roc_auc
+        on
+            predictions.run_uuid = class_roc_auc.run_uuid
+            and predictions.actual_class = class_roc_auc.score_class
+    where class_roc_auc.score_class is null
+),
+
+logged as (
+    select
+        run_uuid,
+        max(metric_value) filter (where metric_key = 'example_count') as logged_example_count,
+        max(metric_value) filter (where metric_key = 'accuracy_score') as logged_accuracy,
+        max(metric_value) filter (where metric_key = 'precision_score') as logged_precision_weighted,
+        max(metric_value) filter (where metric_key = 'recall_score') as logged_recall_weighted,
+        max(metric_value) filter (where metric_key = 'f1_score') as logged_f1_weighted,
+        max(metric_value) filter (where metric_key = 'log_loss') as logged_log_loss,
+        max(metric_value) filter (where metric_key = 'roc_auc') as logged_roc_auc
+    from latest_metrics
+    group by run_uuid
+),
+
+family_tags as (
+    select
+        run_uuid,
+        tag_value as model_family
+    from run_tags
+    where tag_key = 'model_family'
+),
+
+metrics as (
+    select
+        runs.run_uuid,
+        experiments.experiment_name,
+        run_details.run_name,
+        family_tags.model_family,
+        run_details.started_at,
+        run_details.ended_at,
+        class_summary.n_predictions,
+        class_summary.n_classes,
+        cast(class_summary.n_correct as {{ dbt.type_float() }})
+        / class_summary.n_predictions as accuracy,
+        class_summary.balanced_accuracy,
+        class_summary.precision_macro,
+        class_summary.recall_macro,
+        class_summary.f1_macro,
+        class_summary.precision_weighted,
+        class_summary.recall_weighted,
+        class_summary.f1_weighted,
+        -- Cohen's kappa: undefined (null) when chance agreement is perfect
+        1 - (cast(class_summary.n_predictions - class_summary.n_correct as {{ dbt.type_float() }}))
+        / nullif(
+            class_summary.n_predictions
+            - class_summary.chance_product_sum / class_summary.n_predictions,
+            0
+        ) as cohen_kappa,
+        -- Matthews correlation: 0 when either marginal is constant, as scikit-learn
+        coalesce(
+            (
+                cast(class_summary.n_correct as {{ dbt.type_float() }}) * class_summary.n_predictions
+                - class_summary.chance_product_sum
+            )
+            / nullif(sqrt(
+                (cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
+                    - class_summary.predicted_square_sum)
+                * (cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
+                    - class_summary.actual_square_sum)
+            ), 0),
+            0
+        ) as mcc,
+        probability_summary.log_loss,
+        case when unscored_truths.run_uuid is null then roc_auc_summary.roc_auc end as roc_auc,
+        probability_summary.probabilities_sum_to_one,
+        logged.logged_example_count,
+        logged.logged_accuracy,
+        logged.logged_precision_weighted,
+        logged.logged_recall_weighted,
+        logged.logged_f1_weighted,
+        logged.logged_log_loss,
+        logged.logged_roc_auc
+    from runs
+    inner join run_details
+        on runs.run_uuid = run_details.run_uuid
+    left join experiments
+        on runs.experiment_id = experiments.experiment_id
+    left join family_tags
+        on runs.run_uuid = family_tags.run_uuid
+    inner join class_summary
+        on runs.run_uuid = class_summary.run_uuid
+    left join probability_summary
+        on runs.run_uuid = probability_summary.run_uuid
+    left join roc_auc_summary
+        on runs.run_uuid = roc_auc_summary.run_uuid
+    left join unscored_truths
+        on runs.run_uuid = unscored_truths.run_uuid
+    left join logged
+        on runs.run_uuid = logged.run_uuid
+),
+
+final as (
+    select
+        *,
+        -- null when MLflow logged none of these metrics for the run
+        case
+            when num_nonnulls(
+                logged_example_count, logged_accuracy, logged_precision_weighted,
+                logged_recall_weighted, logged_f1_weighted, logged_log_loss, logged_roc_auc
+            ) > 0
+                then
+                    {% for computed, logged in [
+                        ('n_predictions', 'logged_example_count'),
+                        ('accuracy', 'logged_accuracy'),
+                        ('precision_weighted', 'logged_precision_weighted'),
+                        ('recall_weighted', 'logged_recall_weighted'),
+                        ('f1_weighted', 'logged_f1_weighted'),
+                        ('log_loss', 'logged_log_loss'),
+                        ('roc_auc', 'logged_roc_auc'),
+                    ] -%}
+                    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance', 1e-9) }}, {{ logged }} is null)
+                    {%- if not loop.last %} and {% endif %}
+                    {% endfor %}
+        end as agrees_with_mlflow
+    from metrics
+)
+
+select * from final

@@ -1,0 +1,97 @@
+-- One row per MLflow run: its experiment, params and tags (as JSON objects), the model
+-- versions registered from it and their aliases, and whether it was evaluated.
+with
+
+runs as (
+    select * from {{ ref('stg_mlflow__runs') }}
+),
+
+experiments as (
+    select * from {{ ref('stg_mlflow__experiments') }}
+),
+
+params as (
+    select * from {{ ref('stg_mlflow__params') }}
+),
+
+run_tags as (
+    select * from {{ ref('stg_mlflow__run_tags') }}
+),
+
+model_versions as (
+    select * from {{ ref('dim_model_versions') }}
+),
+
+classified as (
+    select * from {{ ref('int_runs_classified') }}
+),
+
+param_objects as (
+    select
+        run_uuid,
+        jsonb_object_agg(param_key, param_value order by param_key) as params
+    from params
+    group by run_uuid
+),
+
+tag_objects as (
+    select
+        run_uuid,
+        jsonb_object_agg(tag_key, tag_value order by tag_key) as tags,
+        max(tag_value) filter (where tag_key = 'model_family') as model_family,
+        max(tag_value) filter (where tag_key in ('git_commit', 'mlflow.source.git.commit')) as git_commit
+    from run_tags
+    group by run_uuid
+),
+
+registrations as (
+    select
+        run_uuid,
+        string_agg(
+            registered_model_name || ' v' || model_version, ', '
+            order by registered_model_name, model_version
+        ) as registered_versions,
+        string_agg(aliases, ', ' order by registered_model_name, model_version)
+            filter (where aliases is not null) as aliases,
+        bool_or(is_champion) as is_champion
+    from model_versions
+    group by run_uuid
+),
+
+final as (
+    select
+        runs.run_uuid,
+        runs.run_name,
+        runs.experiment_id,
+        experiments.experiment_name,
+        runs.run_status,
+        runs.is_deleted,
+        runs.user_id,
+        runs.source_name,
+        runs.started_at,
+        runs.ended_at,
+        {{ dbt.datediff('runs.started_at', 'runs.ended_at', 'millisecond') }} / 1000.0 as duration_seconds,
+        tag_objects.model_family,
+        tag_objects.git_commit,
+        coalesce(param_objects.params, '{}'::jsonb) as params,
+        coalesce(tag_objects.tags, '{}'::jsonb) as tags,
+        registrations.registered_versions,
+        registrations.aliases,
+        coalesce(registrations.is_champion, false) as is_champion,
+        classified.n_predictions,
+        classified.is_evaluated,
+        classified.exclusion_reason
+    from runs
+    left join experiments
+        on runs.experiment_id = experiments.experiment_id
+    left join param_objects
+        on runs.run_uuid = param_objects.run_uuid
+    left join tag_objects
+        on runs.run_uuid = tag_objects.run_uuid
+    left join registrations
+        on runs.run_uuid = registrations.run_uuid
+    inner join classified
+        on runs.run_uuid = classified.run_uuid
+)
+
+select * from final

@@ -1,0 +1,17 @@
+with
+
+source as (
+    select * from {{ source('mlflow', 'model_version_tags') }}
+),
+
+renamed as (
+    select
+        {{ column_or_default(source('mlflow', 'model_version_tags'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        name as registered_model_name,
+        version as model_version,
+        key as tag_key,
+        value as tag_value
+    from source
+)
+
+select * from renamed

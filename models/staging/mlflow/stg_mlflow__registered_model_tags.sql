@@ -1,0 +1,16 @@
+with
+
+source as (
+    select * from {{ source('mlflow', 'registered_model_tags') }}
+),
+
+renamed as (
+    select
+        {{ column_or_default(source('mlflow', 'registered_model_tags'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        name as registered_model_name,
+        key as tag_key,
+        value as tag_value
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,255 @@
+"""Every metric of every run in the marts equals scikit-learn's, to 1e-9.
+
+The expected values are computed with scikit-learn from the source rows (predictions,
+prediction_scores, targets), never from the marts. Besides realistic runs, runs are made
+on purpose for the edge cases: a class never predicted, a perfect run, an all-wrong run,
+targets of one class, a single prediction, tied scores, a binary run.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn import metrics as skm
+from sklearn.utils.multiclass import unique_labels
+
+from ml_eval import predictions as pred
+from ml_eval import warehouse as wh
+from ml_eval.dbt import run_dbt
+
+TOLERANCE = 1e-9
+
+
+def _case_rows(name: str, sample_index: np.ndarray, truth: np.ndarray, rng: np.random.Generator):
+    """(sample indexes, predicted labels, probability rows, scored classes) of a made-up run."""
+    classes = [1, 2, 3]
+
+    def peaked(labels, strength=6.0):
+        raw = rng.dirichlet(np.ones(3), size=len(labels))
+        for row, label in zip(raw, labels):
+            row[label - 1] += strength * rng.random()
+        return raw / raw.sum(axis=1, keepdims=True)
+
+    if name == "noisy":
+        proba = peaked(truth, 1.5)
+        return sample_index, proba.argmax(axis=1) + 1, proba, classes
+    if name == "never_predicts_class_3":
+        proba = peaked(np.where(truth == 3, 2, truth), 3.0)
+        proba[:, 2] = 0.0
+        proba /= proba.sum(axis=1, keepdims=True)
+        return sample_index, proba.argmax(axis=1) + 1, proba, classes
+    if name == "perfect":
+        proba = np.eye(3)[truth - 1] * 0.9 + 0.1 / 3
+        return sample_index, truth, proba, classes
+    if name == "all_wrong":
+        wrong = truth % 3 + 1
+        proba = np.eye(3)[wrong - 1]  # probability 0 on the true class: log loss hits eps
+        return sample_index, wrong, proba, classes
+    if name == "one_class_targets":
+        keep = truth == 2
+        proba = peaked(truth[keep], 1.0)
+        return sample_index[keep], proba.argmax(axis=1) + 1, proba, classes
+    if name == "single_prediction":
+        return sample_index[:1], np.array([2]), np.array([[0.2, 0.5, 0.3]]), classes
+    if name == "tied_scores":
+        proba = np.round(peaked(truth, 1.0), 1)
+        proba[:, 2] = 1.0 - proba[:, 0] - proba[:, 1]
+        proba = np.clip(proba, 0.0, 1.0)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return sample_index, proba.argmax(axis=1) + 1, proba, classes
+    if name == "binary":
+        keep = truth < 3
+        p2 = np.clip(0.5 + 0.35 * (truth[keep] - 1.5) + rng.normal(0, 0.3, keep.sum()), 0, 1)
+        proba = np.column_stack([1 - p2, p2])
+        return sample_index[keep], np.where(p2 >= 0.5, 2, 1), proba, [1, 2]
+    raise ValueError(name)
+
+
+CASES = [
+    "noisy", "never_predicts_class_3", "perfect", "all_wrong", "one_class_targets",
+    "single_prediction", "tied_scores", "binary",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def evaluated(warehouse: wh.Warehouse):
+    """A database with the seeds, one real MLflow run per case, its predictions, and the marts."""
+    database = warehouse.with_database(warehouse.database + "_metrics")
+    wh.ensure_database(database, fresh=True)
+    run_dbt(["seed"], database)
+    with database.connect(autocommit=True) as conn:
+        conn.execute("create schema if not exists mlflow")
+        rows = conn.execute(
+            "select sample_index, class from dataset.targets order by sample_index"
+        ).fetchall()
+    sample_index = np.array([r[0] for r in rows])
+    truth = np.array([r[1] for r in rows])
+    mlflow.set_tracking_uri(database.sqlalchemy_url("mlflow"))
+    client = MlflowClient(database.sqlalchemy_url("mlflow"), database.sqlalchemy_url("mlflow"))
+    experiment_id = client.create_experiment("metric-cases")
+    rng = np.random.default_rng(7)
+    run_cases = {}
+    with database.connect() as conn:
+        pred.ensure_tables(conn)
+        for case in CASES:
+            run = client.create_run(experiment_id, run_name=case)
+            indexes, predicted, proba, classes = _case_rows(case, sample_index, truth, rng)
+            with conn.transaction():
+                pred.write_batch(conn, run.info.run_id, indexes, predicted, proba, classes)
+            if case == "noisy":  # MLflow-logged values the marts must agree with
+                y_true = truth[np.searchsorted(sample_index, indexes)]
+                client.log_metric(run.info.run_id, "accuracy_score", skm.accuracy_score(y_true, predicted))
+                client.log_metric(run.info.run_id, "log_loss", skm.log_loss(y_true, proba, labels=classes))
+                client.log_metric(run.info.run_id, "training_loss", float("nan"), step=3)
+            client.set_terminated(run.info.run_id, "FINISHED")
+            run_cases[run.info.run_id] = case
+    run_dbt(["build", "--warn-error"], database)
+    yield database, run_cases
+    with database.connect("postgres", autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{database.database}" with (force)')
+
+
+def _source_rows(conn, run_uuid: str):
+    """y_true, y_pred, the probability matrix and its classes, straight from the source tables."""
+    rows = conn.execute(
+        """
+        select p.prediction_id, t.class, p.class
+        from dataset.predictions as p
+        join dataset.targets as t on t.sample_index = p.sample_index
+        where p.run_uuid = %s
+        order by p.prediction_id
+        """,
+        (run_uuid,),
+    ).fetchall()
+    scores = conn.execute(
+        """
+        select s.prediction_id, s.class, s.probability
+        from dataset.prediction_scores as s
+        join dataset.predictions as p using (prediction_id)
+        where p.run_uuid = %s
+        """,
+        (run_uuid,),
+    ).fetchall()
+    classes = sorted({c for _, c, _ in scores})
+    position = {row[0]: i for i, row in enumerate(rows)}
+    proba = np.zeros((len(rows), len(classes)))
+    for prediction_id, label, probability in scores:
+        proba[position[prediction_id], classes.index(label)] = probability
+    y_true = np.array([r[1] for r in rows])
+    y_pred = np.array([r[2] for r in rows])
+    return y_true, y_pred, proba, classes
+
+
+def _expected(y_true, y_pred, proba, classes) -> dict[str, float | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected: dict[str, float | None] = {
+            "n_predictions": len(y_true),
+            "accuracy": skm.accuracy_score(y_true, y_pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+            "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred),
+            "mcc": skm.matthews_corrcoef(y_true, y_pred),
+            "log_loss": skm.log_loss(y_true, proba, labels=classes),
+        }
+        for average in ("macro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                y_true, y_pred, average=average, zero_division=0
+            )
+            expected |= {f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f}
+        try:
+            if len(classes) == 2:
+                expected["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
+            else:
+                expected["roc_auc"] = skm.roc_auc_score(
+                    y_true, proba, multi_class="ovr", average="macro", labels=classes
+                )
+        except ValueError:  # scikit-learn: undefined for this run
+            expected["roc_auc"] = None
+    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)) for k, v in expected.items()}
+
+
+def _close(actual, expected) -> bool:
+    if expected is None or actual is None:
+        return actual is None and expected is None
+    return abs(actual - expected) <= TOLERANCE
+
+
+def test_every_case_was_evaluated(evaluated):
+    database, run_cases = evaluated
+    with database.connect() as conn:
+        got = {r[0] for r in conn.execute("select run_uuid from marts.fct_run_evaluation")}
+    assert got == set(run_cases)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_run_metrics_equal_scikit_learn(evaluated, case):
+    database, run_cases = evaluated
+    run_uuid = next(r for r, c in run_cases.items() if c == case)
+    with database.connect() as conn:
+        y_true, y_pred, proba, classes = _source_rows(conn, run_uuid)
+        expected = _expected(y_true, y_pred, proba, classes)
+        cur = conn.execute(
+            f"select {', '.join(expected)} from marts.fct_run_evaluation where run_uuid = %s", (run_uuid,)
+        )
+        actual = dict(zip(expected, cur.fetchone()))
+    wrong = {k: (actual[k], expected[k]) for k in expected if not _close(actual[k], expected[k])}
+    assert not wrong, f"{case}: (marts, scikit-learn) differ: {wrong}"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_confusion_matrix_and_class_metrics_equal_scikit_learn(evaluated, case):
+    database, run_cases = evaluated
+    run_uuid = next(r for r, c in run_cases.items() if c == case)
+    with database.connect() as conn:
+        y_true, y_pred, _, _ = _source_rows(conn, run_uuid)
+        labels = unique_labels(y_true, y_pred)
+        matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
+        cells = conn.execute(
+            "select actual_class, predicted_class, n from marts.fct_confusion_matrix where run_uuid = %s",
+            (run_uuid,),
+        ).fetchall()
+        per_class = conn.execute(
+            "select class_label, support, tp, fp, fn, tn, precision, recall, f1, specificity"
+            " from marts.fct_class_metrics where run_uuid = %s order by class_label",
+            (run_uuid,),
+        ).fetchall()
+    assert len(cells) == len(labels) ** 2  # dense: zero cells present
+    grid = {(a, p): n for a, p, n in cells}
+    for i, actual in enumerate(labels):
+        for j, predicted in enumerate(labels):
+            assert grid[(actual, predicted)] == matrix[i, j]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, r, f, s = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=None, zero_division=0
+        )
+    assert [row[0] for row in per_class] == list(labels)
+    for k, row in enumerate(per_class):
+        tp = matrix[k, k]
+        fp = matrix[:, k].sum() - tp
+        fn = matrix[k, :].sum() - tp
+        tn = matrix.sum() - tp - fp - fn
+        specificity = tn / (tn + fp) if tn + fp else 0.0
+        assert row[1:6] == (s[k], tp, fp, fn, tn)
+        for got, want in zip(row[6:], (p[k], r[k], f[k], specificity)):
+            assert abs(got - want) <= TOLERANCE
+
+
+def test_logged_metrics_agree_and_nan_history_is_kept(evaluated):
+    database, run_cases = evaluated
+    noisy = next(r for r, c in run_cases.items() if c == "noisy")
+    with database.connect() as conn:
+        flags = dict(conn.execute("select run_uuid, agrees_with_mlflow from marts.fct_run_evaluation"))
+        nan_rows = conn.execute(
+            "select metric_value, is_nan from marts.fct_metric_history"
+            " where run_uuid = %s and metric_key = 'training_loss'",
+            (noisy,),
+        ).fetchall()
+    assert flags[noisy] is True
+    assert all(flag is None for run, flag in flags.items() if run != noisy)  # logged nothing
+    assert nan_rows == [(None, True)]
