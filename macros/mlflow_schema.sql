@@ -27,3 +27,8 @@
 {% macro postgres__epoch_ms_to_timestamp(column_name) -%}
     to_timestamp({{ column_name }} / 1000.0)
 {%- endmacro %}
+
+{#- The registry's `workspace` (MLflow 3.x), or 'default' where the table predates it. -#}
+{% macro mlflow_workspace(table_name) -%}
+    {{ column_or_default(source('mlflow', table_name), 'workspace', "cast('default' as varchar)") }}
+{%- endmacro %}

@@ -27,9 +27,10 @@ ranked as (
         run_uuid,
         score_class,
         is_positive,
-        rank() over (
-            partition by run_uuid, score_class order by probability
-        )
+        rank()
+            over (
+                partition by run_uuid, score_class order by probability
+            )
         + (count(*) over (
             partition by run_uuid, score_class, probability
         ) - 1) / 2.0 as average_rank

@@ -19,7 +19,7 @@ actual_totals as (
         run_uuid,
         actual_class as class_label,
         cast(sum(n) as bigint) as support,
-        cast(sum(case when actual_class = predicted_class then n else 0 end) as bigint) as tp
+        cast(sum(n) filter (where actual_class = predicted_class) as bigint) as tp
     from confusion
     group by run_uuid, actual_class
 ),

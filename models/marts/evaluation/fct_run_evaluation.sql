@@ -63,8 +63,10 @@ probability_summary as (
     select
         run_uuid,
         avg(
-            -ln(greatest(least(coalesce(actual_class_probability, 0), 1 - 2.220446049250313e-16),
-                2.220446049250313e-16))
+            -ln(greatest(
+                least(coalesce(actual_class_probability, 0), 1 - 2.220446049250313e-16),
+                2.220446049250313e-16
+            ))
         ) as log_loss,
         bool_and(abs(probability_sum - 1) <= 1e-6) as probabilities_sum_to_one
     from predictions
@@ -155,10 +157,14 @@ metrics as (
                 - class_summary.chance_product_sum
             )
             / nullif(sqrt(
-                (cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
-                    - class_summary.predicted_square_sum)
-                * (cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
-                    - class_summary.actual_square_sum)
+                (
+                    cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
+                    - class_summary.predicted_square_sum
+                )
+                * (
+                    cast(class_summary.n_predictions as {{ dbt.type_float() }}) * class_summary.n_predictions
+                    - class_summary.actual_square_sum
+                )
             ), 0),
             0
         ) as mcc,
@@ -196,23 +202,19 @@ final as (
         *,
         -- null when MLflow logged none of these metrics for the run
         case
-            when num_nonnulls(
-                logged_example_count, logged_accuracy, logged_precision_weighted,
-                logged_recall_weighted, logged_f1_weighted, logged_log_loss, logged_roc_auc
-            ) > 0
+            when
+                num_nonnulls(
+                    logged_example_count, logged_accuracy, logged_precision_weighted,
+                    logged_recall_weighted, logged_f1_weighted, logged_log_loss, logged_roc_auc
+                ) > 0
                 then
-                    {% for computed, logged in [
-                        ('n_predictions', 'logged_example_count'),
-                        ('accuracy', 'logged_accuracy'),
-                        ('precision_weighted', 'logged_precision_weighted'),
-                        ('recall_weighted', 'logged_recall_weighted'),
-                        ('f1_weighted', 'logged_f1_weighted'),
-                        ('log_loss', 'logged_log_loss'),
-                        ('roc_auc', 'logged_roc_auc'),
-                    ] -%}
-                    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance', 1e-9) }}, {{ logged }} is null)
-                    {%- if not loop.last %} and {% endif %}
-                    {% endfor %}
+                    {{ agrees_with_logged('n_predictions', 'logged_example_count') }}
+                    and {{ agrees_with_logged('accuracy', 'logged_accuracy') }}
+                    and {{ agrees_with_logged('precision_weighted', 'logged_precision_weighted') }}
+                    and {{ agrees_with_logged('recall_weighted', 'logged_recall_weighted') }}
+                    and {{ agrees_with_logged('f1_weighted', 'logged_f1_weighted') }}
+                    and {{ agrees_with_logged('log_loss', 'logged_log_loss') }}
+                    and {{ agrees_with_logged('roc_auc', 'logged_roc_auc') }}
         end as agrees_with_mlflow
     from metrics
 )

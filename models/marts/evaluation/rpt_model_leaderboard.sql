@@ -22,7 +22,7 @@ run_versions as (
         model_version,
         is_champion
     from model_versions
-    order by run_uuid, is_champion desc, created_at desc, model_version desc
+    order by run_uuid asc, is_champion desc, created_at desc, model_version desc
 ),
 
 ranked as (
@@ -45,13 +45,16 @@ ranked as (
         runs.started_at,
         rank() over (
             partition by evaluation.experiment_name
-            order by evaluation.f1_macro desc, evaluation.accuracy desc,
+            order by
+                evaluation.f1_macro desc, evaluation.accuracy desc,
                 evaluation.log_loss asc nulls last, runs.started_at asc
         ) as experiment_rank,
-        case when run_versions.registered_model_name is not null
+        case
+            when run_versions.registered_model_name is not null
                 then rank() over (
                     partition by run_versions.registered_model_name
-                    order by evaluation.f1_macro desc, evaluation.accuracy desc,
+                    order by
+                        evaluation.f1_macro desc, evaluation.accuracy desc,
                         evaluation.log_loss asc nulls last, runs.started_at asc
                 )
         end as registered_model_rank

@@ -52,7 +52,7 @@ registrations as (
             order by registered_model_name, model_version
         ) as registered_versions,
         string_agg(aliases, ', ' order by registered_model_name, model_version)
-            filter (where aliases is not null) as aliases,
+        filter (where aliases is not null) as aliases,
         bool_or(is_champion) as is_champion
     from model_versions
     group by run_uuid
@@ -70,7 +70,7 @@ final as (
         runs.source_name,
         runs.started_at,
         runs.ended_at,
-        {{ dbt.datediff('runs.started_at', 'runs.ended_at', 'millisecond') }} / 1000.0 as duration_seconds,
+        {{ duration_seconds('runs.started_at', 'runs.ended_at') }} as duration_seconds,
         tag_objects.model_family,
         tag_objects.git_commit,
         coalesce(param_objects.params, '{}'::jsonb) as params,

@@ -5,8 +5,7 @@ source as (
 ),
 
 renamed as (
-    select
-        version_num as alembic_revision
+    select version_num as alembic_revision
     from source
 )
 

@@ -6,7 +6,7 @@ source as (
 
 renamed as (
     select
-        {{ column_or_default(source('mlflow', 'model_version_tags'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        {{ mlflow_workspace('model_version_tags') }} as workspace,
         name as registered_model_name,
         version as model_version,
         key as tag_key,

@@ -6,7 +6,7 @@ source as (
 
 renamed as (
     select
-        {{ column_or_default(source('mlflow', 'model_versions'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        {{ mlflow_workspace('model_versions') }} as workspace,
         name as registered_model_name,
         version as model_version,
         run_id as run_uuid,

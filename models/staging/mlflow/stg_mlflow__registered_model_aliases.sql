@@ -6,7 +6,7 @@ source as (
 
 renamed as (
     select
-        {{ column_or_default(source('mlflow', 'registered_model_aliases'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        {{ mlflow_workspace('registered_model_aliases') }} as workspace,
         name as registered_model_name,
         alias,
         version as model_version

@@ -6,7 +6,7 @@ source as (
 
 renamed as (
     select
-        {{ column_or_default(source('mlflow', 'registered_model_tags'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        {{ mlflow_workspace('registered_model_tags') }} as workspace,
         name as registered_model_name,
         key as tag_key,
         value as tag_value

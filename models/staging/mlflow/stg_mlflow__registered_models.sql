@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         -- MLflow 3.x keys the registry by workspace; 2.x has one implicit 'default'.
-        {{ column_or_default(source('mlflow', 'registered_models'), 'workspace', "cast('default' as varchar)") }} as workspace,
+        {{ mlflow_workspace('registered_models') }} as workspace,
         name as registered_model_name,
         description,
         {{ epoch_ms_to_timestamp('creation_time') }} as created_at,

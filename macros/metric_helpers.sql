@@ -1,0 +1,20 @@
+{#- numerator / denominator as a double, and 0 when the denominator is 0
+    (scikit-learn's zero_division=0). -#}
+{% macro safe_ratio(numerator, denominator) -%}
+    coalesce(
+        cast({{ numerator }} as {{ dbt.type_float() }})
+        / nullif(cast({{ denominator }} as {{ dbt.type_float() }}), 0),
+        0
+    )
+{%- endmacro %}
+
+{#- A metric MLflow logged agrees with the computed one: equal within var('metric_tolerance')
+    (default 1e-9), or not logged at all. -#}
+{% macro agrees_with_logged(computed, logged) -%}
+    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance', 1e-9) }}, {{ logged }} is null)
+{%- endmacro %}
+
+{#- Seconds between two timestamps, as a double. -#}
+{% macro duration_seconds(start_column, end_column) -%}
+    {{ dbt.datediff(start_column, end_column, 'millisecond') }} / 1000.0
+{%- endmacro %}
