@@ -1,0 +1,74 @@
+{#- Write-audit-publish. dbt builds and tests the marts in their build schema (`marts`);
+    consumers read copies in the published schema (`published`, var published_schema),
+    which changes only at the end of an invocation in which every mart was built and
+    every node passed. The copy and the swap run in one transaction, so readers see the
+    old marts or the new ones, never a mix; a failing build leaves the published marts
+    as they were. -#}
+{% macro publish_marts(results) %}
+    {% if not execute or flags.WHICH not in ('build', 'run') %}
+        {{ return('') }}
+    {% endif %}
+    {% set published = var('published_schema', 'published') %}
+    {% set marts = [] %}
+    {% for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.fqn[1] == 'marts' and node.config.enabled %}
+        {% do marts.append(node) %}
+    {% endfor %}
+    {% set succeeded = [] %}
+    {% set problems = [] %}
+    {% for result in results %}
+        {% if result.status in ('error', 'fail', 'runtime error', 'warn') and flags.WARN_ERROR
+            or result.status in ('error', 'fail', 'runtime error') %}
+            {% do problems.append(result.node.name) %}
+        {% elif result.node.resource_type == 'model' %}
+            {% do succeeded.append(result.node.unique_id) %}
+        {% endif %}
+    {% endfor %}
+    {% set missing = marts | rejectattr('unique_id', 'in', succeeded) | map(attribute='name') | list %}
+    {% if problems %}
+        {% do log("not published: " ~ problems | length ~ " node(s) failed (" ~ problems[:3] | join(', ')
+            ~ "); the published marts in schema " ~ published ~ " are unchanged", info=true) %}
+        {{ return('') }}
+    {% elif missing %}
+        {% do log("not published: this invocation did not build every mart (missing "
+            ~ missing[:3] | join(', ') ~ "); the published marts are unchanged", info=true) %}
+        {{ return('') }}
+    {% endif %}
+    {% set next_schema = published ~ '__next' %}
+    {% set statements %}
+        begin;
+        drop schema if exists {{ adapter.quote(next_schema) }} cascade;
+        create schema {{ adapter.quote(next_schema) }};
+        {% for node in marts %}
+            {%- set source_table = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.alias) -%}
+            {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) %}
+            -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
+            create table {{ target_table }} (like {{ source_table }} including all);
+            insert into {{ target_table }} select * from {{ source_table }};
+        {% endfor %}
+        drop schema if exists {{ adapter.quote(published) }} cascade;
+        alter schema {{ adapter.quote(next_schema) }} rename to {{ adapter.quote(published) }};
+        {{ grant_published_to_readers(published) }}
+        commit;
+    {% endset %}
+    {% do run_query(statements) %}
+    {% do log("published " ~ marts | length ~ " marts to schema " ~ published, info=true) %}
+{% endmacro %}
+
+{#- The reporting role (var reporter_role) may read the published marts, if it exists. -#}
+{% macro grant_published_to_readers(published) %}
+    {% set role = var('reporter_role', 'ml_eval_reporter') %}
+    do $grant$
+    begin
+        if exists (select 1 from pg_roles where rolname = {{ sql_string(role) }}) then
+            execute 'grant usage on schema {{ adapter.quote(published) }} to {{ adapter.quote(role) }}';
+            execute 'grant select on all tables in schema {{ adapter.quote(published) }} to {{ adapter.quote(role) }}';
+        end if;
+    end
+    $grant$;
+{% endmacro %}
+
+{#- A SQL string literal, quotes doubled. -#}
+{% macro sql_string(text) -%}
+    '{{ text | replace("'", "''") }}'
+{%- endmacro %}
