@@ -41,11 +41,10 @@
             {% if node.resource_type == 'seed' %}
                 {% do failed_seeds.update({node.unique_id: node.name ~ ' did not load'}) %}
             {% elif node.resource_type == 'test' %}
-                {% for parent_id in node.depends_on.nodes if parent_id.startswith('seed.') %}
-                    {% if node.attached_node is none or node.attached_node == parent_id %}
-                        {% do failed_seeds.update({parent_id: node.name ~ ' failed'}) %}
-                    {% endif %}
-                {% endfor %}
+                {#- only tests of the seed itself: a bad prediction does not make a seed bad -#}
+                {% if node.attached_node and node.attached_node.startswith('seed.') %}
+                    {% do failed_seeds.update({node.attached_node: node.name ~ ' failed'}) %}
+                {% endif %}
             {% endif %}
         {% endfor %}
         {% for unique_id, reason in failed_seeds.items() %}

@@ -42,14 +42,21 @@ def warehouse() -> wh.Warehouse:
     fresh = base.with_database(f"ml_eval_pytest_{os.getpid()}")
     wh.ensure_database(fresh, fresh=True)
     yield fresh
-    with fresh.connect("postgres", autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{fresh.database}" with (force)')
+    drop_database(fresh)
+
+
+def drop_database(database: wh.Warehouse) -> None:
+    """Drop a test database and the MLflow artifacts `ml-eval train` kept for it."""
+    with database.connect("postgres", autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{database.database}" with (force)')
+    shutil.rmtree(PROJECT_DIR / ".local" / "mlartifacts" / database.database, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def built(warehouse: wh.Warehouse) -> wh.Warehouse:
-    """The main job run into the session's database, with dbt's --warn-error."""
-    run_ml_eval("build", "--warn-error", "--no-docs", env={**warehouse.env()})
+    """The main job run into the session's database, with dbt's --warn-error and no docs:
+    the seeds with their tests, `ml-eval train`, then `dbt build` (`ml-eval demo`)."""
+    run_ml_eval("demo", "--warn-error", "--no-docs", env={**warehouse.env()})
     return warehouse
 
 

@@ -1,0 +1,119 @@
+-- One row per node of design document 002's ML lineage graph: MLflow experiments are
+-- Projects, MLflow runs are Experiments, registered model versions are Models, datasets
+-- logged to MLflow are Datasets, and each run's latest value of a metric key is a Metric.
+with
+
+experiments as (
+    select * from {{ ref('stg_mlflow__experiments') }}
+),
+
+datasets as (
+    select * from {{ ref('stg_mlflow__datasets') }}
+),
+
+model_versions as (
+    select * from {{ ref('dim_model_versions') }}
+),
+
+runs as (
+    select * from {{ ref('stg_mlflow__runs') }}
+),
+
+latest_metrics as (
+    select * from {{ ref('stg_mlflow__latest_metrics') }}
+),
+
+project_nodes as (
+    select
+        'project:' || experiment_id as node_id,
+        'Project' as label,
+        experiment_name as name,
+        jsonb_build_object(
+            'experiment_id', experiment_id,
+            'lifecycle_stage', lifecycle_stage,
+            'created_at', created_at
+        ) as properties
+    from experiments
+),
+
+dataset_nodes as (
+    select
+        'dataset:' || dataset_uuid as node_id,
+        'Dataset' as label,
+        dataset_name as name,
+        jsonb_build_object(
+            'dataset_uuid', dataset_uuid,
+            'experiment_id', experiment_id,
+            'digest', dataset_digest,
+            'source_type', dataset_source_type,
+            'source', dataset_source
+        ) as properties
+    from datasets
+),
+
+-- registered model names are unique per MLflow workspace: only non-default ones are spelled out
+model_nodes as (
+    select
+        'model:'
+        || case when workspace = 'default' then '' else workspace || '/' end
+        || registered_model_name || ':' || model_version as node_id,
+        'Model' as label,
+        registered_model_name || ' v' || model_version as name,
+        jsonb_build_object(
+            'registered_model_name', registered_model_name,
+            'version', model_version,
+            'workspace', workspace,
+            'run_uuid', run_uuid,
+            'status', version_status,
+            'aliases', aliases,
+            'is_champion', is_champion,
+            'created_at', created_at
+        ) as properties
+    from model_versions
+),
+
+experiment_nodes as (
+    select
+        'experiment:' || run_uuid as node_id,
+        'Experiment' as label,
+        coalesce(nullif(run_name, ''), run_uuid) as name,
+        jsonb_build_object(
+            'run_uuid', run_uuid,
+            'experiment_id', experiment_id,
+            'status', run_status,
+            'lifecycle_stage', lifecycle_stage,
+            'started_at', started_at,
+            'ended_at', ended_at
+        ) as properties
+    from runs
+),
+
+metric_nodes as (
+    select
+        'metric:' || run_uuid || ':' || metric_key as node_id,
+        'Metric' as label,
+        metric_key as name,
+        jsonb_build_object(
+            'run_uuid', run_uuid,
+            'metric_key', metric_key,
+            'value', metric_value,
+            'step', step,
+            'is_nan', is_nan,
+            'logged_at', logged_at
+        ) as properties
+    from latest_metrics
+),
+
+final as (
+    select * from project_nodes
+    union all
+    select * from dataset_nodes
+    union all
+    select * from model_nodes
+    union all
+    select * from experiment_nodes
+    union all
+    select * from metric_nodes
+)
+
+select * from final

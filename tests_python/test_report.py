@@ -1,0 +1,337 @@
+"""The evaluation report (`ml-eval report`), opened in headless Chromium.
+
+The report is rendered from the session's built database; Chromium loads it offline, its
+inline script records how many marks each chart drew, and the DOM Chromium dumps is compared
+number by number with the marts, queried here with their own SQL. A screenshot is kept in
+target/report/report.png. Chromium (the Debian package) is installed when missing; if that
+fails, the tests fail saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from datetime import UTC
+from html.parser import HTMLParser
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ml_eval import report
+from ml_eval import warehouse as wh
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # the page must need no network
+]
+SCREENSHOT = wh.PROJECT_DIR / "target" / "report" / "report.png"
+WINDOW = (1400, 3000)
+SCHEMA = report.marts_schema()  # ML_EVAL_MARTS_SCHEMA, default published
+
+
+def ensure_chromium() -> Path:
+    """/usr/bin/chromium, installed with apt-get when missing; RuntimeError saying why not."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        try:
+            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"cannot install Chromium: `{' '.join(step)}` failed: {exc}") from None
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(
+                f"cannot install Chromium: `{' '.join(step)}` exited {done.returncode} "
+                f"(root needed?): {' / '.join(tail)}"
+            )
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"apt-get installed chromium but {CHROMIUM} is missing")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    try:
+        return ensure_chromium()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def run_chromium(browser: Path, page: Path, *args: str) -> str:
+    """Run headless Chromium on a file with a fresh profile; its stdout."""
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        done = subprocess.run(
+            [str(browser), *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+class Elements(HTMLParser):
+    """Every start tag of a document, as (tag, attributes)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+    def select(self, tag: str | None = None, **wanted: str) -> list[dict]:
+        """Attributes of the elements with the tag and attribute values (`data_x` = data-x)."""
+        keys = {k.replace("_", "-"): v for k, v in wanted.items()}
+        return [
+            attrs
+            for name, attrs in self.found
+            if (tag is None or name == tag) and all(attrs.get(k) == v for k, v in keys.items())
+        ]
+
+
+def query(database: wh.Warehouse, text: str) -> list[dict]:
+    with psycopg.connect(database.conninfo(), row_factory=dict_row) as conn:
+        return conn.execute(text.replace("{schema}", f'"{SCHEMA}"')).fetchall()
+
+
+def number(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+# --- fixtures: the built database, its report, and the DOM Chromium rendered -----------------
+
+
+@pytest.fixture(scope="module")
+def page(built: wh.Warehouse, tmp_path_factory) -> Path:
+    return report.build_report(built, tmp_path_factory.mktemp("report") / "index.html", schema=SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def dom(chromium: Path, page: Path) -> Elements:
+    return Elements(run_chromium(chromium, page, "--dump-dom"))
+
+
+@pytest.fixture(scope="module")
+def leaderboard(built: wh.Warehouse) -> list[dict]:
+    rows = query(built, "select * from {schema}.rpt_model_leaderboard order by experiment_rank")
+    assert rows, "the built database has no evaluated run: nothing to report"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def shown_runs(dom: Elements) -> list[str]:
+    """The runs with a confusion matrix and class bars on the page."""
+    return [card["data-run-uuid"] for card in dom.select("article")]
+
+
+# --- the page ---------------------------------------------------------------------------
+
+
+def test_page_is_self_contained(page: Path):
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"https?://", text), "the report must not reference the network"
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc\s*=|@import|url\(", text)
+    assert text.count("<script>") == 1  # the inline check, no external script
+
+
+def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+    body = dom.select("body")[0]
+    figures = dom.select("figure")
+    assert figures and body["data-charts"] == str(len(figures))
+    undrawn = {f["data-chart"]: f.get("data-render-error") for f in figures if f.get("data-render-error")}
+    assert not undrawn, f"charts that did not draw: {undrawn}"
+    assert body["data-charts-rendered"] == str(len(figures))
+    for figure in figures:
+        assert int(figure["data-rendered"]) == int(figure["data-marks"]) > 0, figure
+    kinds = Counter(f["data-kind"] for f in figures)
+    shown = min(report.TOP_RUNS, len(leaderboard))
+    series = query(
+        built,
+        "select distinct metric_key from {schema}.fct_metric_history"
+        " group by run_uuid, metric_key having count(distinct step) > 1",
+    )
+    assert kinds == Counter(
+        {"heatmap": shown, "class-bars": shown, "history": len(series), "comparison": 1 if len(leaderboard) > 1 else 0}
+    ) - Counter()
+
+
+def test_leaderboard_equals_rpt_model_leaderboard(dom: Elements, leaderboard: list[dict]):
+    rows = [r for r in dom.select("tr") if r.get("data-experiment-rank")]
+    assert [r["data-run-uuid"] for r in rows] == [r["run_uuid"] for r in leaderboard]
+    for shown, mart in zip(rows, leaderboard):
+        assert int(shown["data-experiment-rank"]) == mart["experiment_rank"]
+        assert shown["data-is-champion"] == str(mart["is_champion"]).lower()
+        for column in ("f1_macro", "accuracy", "log_loss", "roc_auc"):
+            assert number(shown[f"data-{column.replace('_', '-')}"]) == mart[column], column
+        agrees = mart["agrees_with_mlflow"]
+        assert shown["data-agrees-with-mlflow"] == ("" if agrees is None else str(agrees).lower())
+
+
+def test_champion_and_top_runs_have_their_confusion_matrix(
+    dom: Elements, shown_runs: list[str], leaderboard: list[dict], built: wh.Warehouse
+):
+    champions = [r["run_uuid"] for r in leaderboard if r["is_champion"]]
+    assert champions and champions[0] == shown_runs[0]
+    assert set(shown_runs) >= {r["run_uuid"] for r in leaderboard[: report.TOP_RUNS - len(champions)]}
+    mart = query(built, "select run_uuid, actual_class, predicted_class, n from {schema}.fct_confusion_matrix")
+    for run_uuid in shown_runs:
+        cells = [c for c in dom.select("rect", data_run_uuid=run_uuid) if "data-n" in c]
+        on_page = {(int(c["data-actual-class"]), int(c["data-predicted-class"]), int(c["data-n"])) for c in cells}
+        expected = {(r["actual_class"], r["predicted_class"], r["n"]) for r in mart if r["run_uuid"] == run_uuid}
+        assert on_page == expected and len(cells) == len(expected), run_uuid
+
+
+def test_class_bars_equal_fct_class_metrics(dom: Elements, shown_runs: list[str], built: wh.Warehouse):
+    mart = query(built, "select run_uuid, class_label, precision, recall, f1 from {schema}.fct_class_metrics")
+    for run_uuid in shown_runs:
+        bars = [b for b in dom.select("rect", data_run_uuid=run_uuid) if "data-class-label" in b]
+        on_page = {(int(b["data-class-label"]), b["data-metric"]): float(b["data-value"]) for b in bars}
+        expected = {
+            (r["class_label"], metric): r[metric]
+            for r in mart
+            if r["run_uuid"] == run_uuid
+            for metric in ("precision", "recall", "f1")
+        }
+        assert on_page == expected and len(bars) == len(expected), run_uuid
+
+
+def test_history_lines_equal_fct_metric_history(dom: Elements, built: wh.Warehouse):
+    mart = query(
+        built,
+        "select run_uuid, metric_key, step, metric_value from {schema}.fct_metric_history"
+        " where (run_uuid, metric_key) in (select run_uuid, metric_key from {schema}.fct_metric_history"
+        " group by 1, 2 having count(distinct step) > 1)",
+    )
+    points = [p for p in dom.select() if "data-step" in p and "data-metric-key" in p]
+    on_page = Counter((p["data-run-uuid"], p["data-metric-key"], int(p["data-step"]), number(p["data-value"])) for p in points)
+    expected = Counter((r["run_uuid"], r["metric_key"], r["step"], r["metric_value"]) for r in mart)
+    assert on_page == expected
+    lines = {(p["data-run-uuid"], p["data-metric-key"]) for p in dom.select("polyline")}
+    assert lines == {(r["run_uuid"], r["metric_key"]) for r in mart if r["metric_value"] is not None}
+
+
+def test_champion_against_runner_up_equals_fct_run_evaluation(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+    if len(leaderboard) < 2:
+        pytest.fail("the built database should hold several evaluated runs")
+    versus = dom.select("table", **{"class": "versus"})[0]
+    champion = next(r for r in leaderboard if r["is_champion"])
+    assert versus["data-champion"] == champion["run_uuid"]
+    runner_up = next(
+        r for r in sorted(leaderboard, key=lambda r: r["registered_model_rank"] or 0)
+        if r["run_uuid"] != champion["run_uuid"] and r["registered_model_name"] == champion["registered_model_name"]
+    )
+    assert versus["data-runner-up"] == runner_up["run_uuid"]
+    evaluation = {r["run_uuid"]: r for r in query(built, "select * from {schema}.fct_run_evaluation")}
+    # the table's cells and the paired bars: each names its run and metric
+    values = [e for e in dom.select() if "data-metric" in e and "data-value" in e and "data-class-label" not in e]
+    metrics = [key for key, _, _ in report.COMPARED]
+    assert Counter(e["data-metric"] for e in values) == Counter(
+        {key: 4 if key in report.BOUNDED else 2 for key in metrics}
+    )
+    for element in values:
+        run_uuid, key = element["data-run-uuid"], element["data-metric"]
+        assert run_uuid in (champion["run_uuid"], runner_up["run_uuid"])
+        assert number(element["data-value"]) == evaluation[run_uuid][key], (run_uuid, key)
+
+
+def test_provenance_lists_every_run_with_its_times(dom: Elements, built: wh.Warehouse):
+    runs = query(built, "select run_uuid, experiment_name, started_at, ended_at, registered_versions from {schema}.dim_runs")
+    rows = {r["data-run-uuid"]: r for r in dom.select("tr") if "data-started-at" in r}
+    assert set(rows) == {r["run_uuid"] for r in runs}
+    for run in runs:
+        shown = rows[run["run_uuid"]]
+        for column in ("started_at", "ended_at"):
+            value = run[column] and run[column].astimezone(UTC).isoformat()
+            assert shown[f"data-{column.replace('_', '-')}"] == (value or ""), column
+        assert shown["data-experiment-name"] == run["experiment_name"]
+        assert shown["data-registered-versions"] == (run["registered_versions"] or "")
+
+
+def test_screenshot_shows_the_page(chromium: Path, page: Path):
+    from PIL import Image  # pillow comes with MLflow (requirements.lock)
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    run_chromium(chromium, page, f"--screenshot={SCREENSHOT}", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars")
+    with Image.open(SCREENSHOT) as image:
+        assert image.size == WINDOW
+        colours = image.convert("RGB").resize((350, 750)).getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 200, "the screenshot is nearly blank"
+
+
+# --- escaping, the command line, the schema ---------------------------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)"> & "quoted" \'single\' </td><b>bold</b>'
+
+
+def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, tmp_path: Path):
+    data = report.load(built, SCHEMA)
+    for row in [*data.leaderboard, *data.evaluations.values(), *data.runs]:
+        row["run_name"] = HOSTILE
+        row["experiment_name"] = HOSTILE
+    for row in data.leaderboard:
+        row["model_family"] = HOSTILE
+    text = report.render(data)
+    assert "<img" not in text and "<b>" not in text and "</td><b>" not in text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+    page = tmp_path / "hostile.html"
+    page.write_text(text, encoding="utf-8")
+    rendered = Elements(run_chromium(chromium, page, "--dump-dom"))
+    assert not rendered.select("img") and not rendered.select("b")
+    assert rendered.select("body")[0]["data-charts-rendered"] == rendered.select("body")[0]["data-charts"]
+
+
+def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
+    out = tmp_path / "cli" / "index.html"
+    env = {**os.environ, **built.env()}
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_eval.report", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report: {out}" and out.stat().st_size > 10_000
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "ml_eval.report", "--out", str(tmp_path / "x.html")],
+        env={**env, report.MARTS_SCHEMA_ENV: "no_such_schema"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2 and not (tmp_path / "x.html").exists()
+    assert "'no_such_schema'" in missing.stderr and "rpt_model_leaderboard" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_add_command_registers_report():
+    top = argparse.ArgumentParser(prog="ml-eval")
+    report.add_command(top.add_subparsers(dest="name"))
+    args = top.parse_args(["report", "--out", "somewhere.html"])
+    assert args.func is report.cmd_report and args.out == "somewhere.html" and args.schema is None
+    assert top.parse_args(["report"]).out == str(report.DEFAULT_OUT)
+
+
+def test_exposure_lists_the_marts_the_report_reads():
+    import yaml  # comes with dbt
+
+    exposures = yaml.safe_load((wh.PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
+    page = next(e for e in exposures if e["name"] == "evaluation_report")
+    assert page["type"] == "dashboard" and "target/report/index.html" in page["url"]
+    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report.MARTS)
