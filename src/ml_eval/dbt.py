@@ -25,8 +25,10 @@ def _first_line(message: str) -> str:
 
 def _describe(result) -> str:
     """`samples.sample_index: unique (1 failing row)` for a test, `seed samples: <error>` otherwise."""
-    node = result.node
+    node = getattr(result, "node", None)
     status = str(result.status)
+    if node is None:  # a run-operation's result carries no node
+        return _first_line(result.message or "") or status
     detail = _first_line(result.message or "") or status
     if node.resource_type == "test":
         attached = getattr(node, "attached_node", None) or ""
