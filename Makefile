@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ML_EVAL := $(BIN)/ml-eval
 export DO_NOT_TRACK := 1
 
-.PHONY: help install demo test lint build train report graph docs-serve clean
+.PHONY: help install demo test lint build train report graph roles docs-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ build: install  ## dbt build (and docs) over what the warehouse holds
 
 report: install  ## the HTML evaluation report from the published marts
 	$(ML_EVAL) report
+
+roles: install  ## create the least-privilege roles (run as a superuser)
+	$(ML_EVAL) roles
 
 graph: install  ## export the ML lineage graph for Neo4j (CSV + Cypher)
 	$(ML_EVAL) export-graph

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ml_eval.errors import UserError
@@ -33,7 +34,16 @@ def _describe(result) -> str:
     if node.resource_type == "test":
         attached = getattr(node, "attached_node", None) or ""
         sources = getattr(node, "sources", None) or []
-        table = attached.split(".")[-1] if attached else (sources[0][-1] if sources else node.name)
+        kwargs = getattr(getattr(node, "test_metadata", None), "kwargs", None) or {}
+        tested = re.search(r"source\('[^']*', '([^']+)'\)", str(kwargs.get("model", "")))
+        refs = getattr(node, "refs", None) or []
+        table = (  # a source test's `sources` lists a relationship's `to` table first
+            attached.split(".")[-1] if attached
+            else tested.group(1) if tested
+            else sources[0][-1] if sources
+            else refs[0].name if refs  # a singular test on models names the first it reads
+            else node.name
+        )
         column = getattr(node, "column_name", None)
         where = f"{table}.{column}" if column else table
         test_name = getattr(getattr(node, "test_metadata", None), "name", None) or node.name

@@ -41,8 +41,14 @@ comment on column {schema}.predictions.run_uuid is
 
 
 def ensure_tables(conn: psycopg.Connection, schema: str | None = None) -> None:
-    """Create the prediction tables if they are missing (idempotent)."""
-    conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(schema or dataset_schema())))
+    """Create the prediction tables if they are missing (idempotent).
+
+    When both exist nothing is run: their DDL needs their owner (the producer), and the
+    role dbt runs as (`ml-eval roles`: ml_eval_transformer) may only read them."""
+    name = schema or dataset_schema()
+    tables = [sql.Identifier(name, table).as_string(conn) for table in ("predictions", "prediction_scores")]
+    if not conn.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null", tables).fetchone()[0]:
+        conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
 
 
 def write_batch(

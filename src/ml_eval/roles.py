@@ -1,0 +1,308 @@
+"""`ml-eval roles`: least-privilege roles for the warehouse, created idempotently.
+
+Three roles (cluster-wide in PostgreSQL, so created once and granted per database):
+
+- `ml_eval_mlflow_reader` (NOLOGIN): usage on MLflow's schema and select on its tables, now
+  and later (default privileges of the role that owns MLflow's tables, the producer's);
+- `ml_eval_transformer` (LOGIN), the role dbt runs as: member of the reader; may create
+  schemas in the database (staging, intermediate, marts, audit, published) and the seed
+  tables in the dataset schema, reads the producer's prediction tables; it owns nothing of
+  MLflow's, so it cannot insert, update, delete, truncate, alter or drop MLflow's tables;
+- `ml_eval_reporter` (LOGIN), the consumers' role: usage on `published` and select on its
+  tables, nothing else. The publish macro grants it the new tables after every swap.
+
+TEMP on the database is revoked from PUBLIC (and given to the transformer), as are CREATE on
+schema `public` and the large-object constructors, so the reporter can write nothing at all.
+
+Passwords come only from the environment (ML_EVAL_TRANSFORMER_PASSWORD,
+ML_EVAL_REPORTER_PASSWORD) and reach the server as a SCRAM verifier computed by libpq, never
+as plain text; unset, the login role has no password (trust or peer authentication). Run as
+an administrator (a superuser, e.g. the one MLflow and the producer write as), once per
+database; running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from ml_eval import warehouse as wh
+from ml_eval.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PASSWORD_VARIABLES = {
+    "transformer": "ML_EVAL_TRANSFORMER_PASSWORD",
+    "reporter": "ML_EVAL_REPORTER_PASSWORD",
+}
+# The schemas dbt builds in (generate_schema_name uses these names as written).
+DBT_SCHEMAS = ("staging", "intermediate", "marts", "audit")
+
+
+@dataclass(frozen=True)
+class RoleNames:
+    """The three role names; `with_prefix` makes a separate set (tests use one)."""
+
+    mlflow_reader: str = "ml_eval_mlflow_reader"
+    transformer: str = "ml_eval_transformer"
+    reporter: str = "ml_eval_reporter"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> RoleNames:
+        return cls(f"{prefix}_mlflow_reader", f"{prefix}_transformer", f"{prefix}_reporter")
+
+
+def seed_tables() -> list[str]:
+    """The seed tables dbt loads into the dataset schema (one per CSV under seeds/)."""
+    return sorted(path.stem for path in (wh.PROJECT_DIR / "seeds").rglob("*.csv"))
+
+
+def _ident(*names: str) -> sql.Composable:
+    return sql.Identifier(*names)
+
+
+def _create_role(conn: psycopg.Connection, name: str, login: bool) -> bool:
+    """Create the role unless it exists (another database may have made it); True if made."""
+    if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
+        conn.execute(sql.SQL("alter role {} " + ("login" if login else "nologin")).format(_ident(name)))
+        return False
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create role {} " + ("login" if login else "nologin")).format(_ident(name)))
+    except psycopg.errors.DuplicateObject:  # created concurrently by another session
+        return False
+    return True
+
+
+def _set_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Store the password as a SCRAM verifier made client-side: the server never sees it."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    conn.execute(sql.SQL("alter role {} password {}").format(_ident(role), sql.Literal(verifier.decode())))
+
+
+def _owners(conn: psycopg.Connection, schema: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "select distinct pg_get_userbyid(c.relowner) from pg_class as c"
+            " join pg_namespace as n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')",
+            (schema,),
+        )
+    ]
+
+
+def _hand_over(conn: psycopg.Connection, schema: str, owner: str, tables: list[str] | None = None) -> int:
+    """Make `owner` own the schema (tables=None) or the named tables dbt rebuilds; return the count."""
+    changed = 0
+    if tables is None:
+        row = conn.execute(
+            "select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", (schema,)
+        ).fetchone()
+        if row is None:
+            return 0
+        if row[0] != owner:
+            conn.execute(sql.SQL("alter schema {} owner to {}").format(_ident(schema), _ident(owner)))
+            changed += 1
+    kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table"}
+    relations = conn.execute(
+        "select c.relname, c.relkind from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')"
+        " and pg_get_userbyid(c.relowner) <> %s order by c.relname",
+        (schema, owner),
+    ).fetchall()
+    for name, kind in relations:
+        if tables is None or name in tables:
+            conn.execute(
+                sql.SQL("alter {} {} owner to {}").format(
+                    sql.SQL(kinds[kind]), _ident(schema, name), _ident(owner)
+                )
+            )
+            changed += 1
+    return changed
+
+
+def create_roles(
+    admin: wh.Warehouse,
+    *,
+    names: RoleNames = RoleNames(),
+    mlflow_schema: str | None = None,
+    dataset_schema: str | None = None,
+    published_schema: str = "published",
+    producer: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Create (or bring up to date) the three roles and their grants in admin's database.
+
+    `admin` connects as an administrator; `producer` is the role MLflow and `ml-eval train`
+    write as (default: admin's user), whose future tables in the MLflow and dataset schemas
+    the readers get by default privileges. Returns what was done, one line each, no secret.
+    """
+    env = os.environ if environ is None else environ
+    mlflow_schema = mlflow_schema or env.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow"
+    dataset_schema = dataset_schema or env.get("ML_EVAL_DATASET_SCHEMA") or "dataset"
+    producer = producer or admin.user
+    for attempt in range(3):
+        report: list[str] = []
+        with admin.connect(autocommit=True) as conn:
+            try:
+                _roles(conn, names, env, report)
+                with conn.transaction():
+                    _database_grants(conn, admin.database, names, report)
+                    _mlflow_grants(conn, mlflow_schema, names, producer, report)
+                    _dataset_grants(conn, dataset_schema, names, producer, report)
+                    _dbt_schemas(conn, published_schema, names, report)
+                return report
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise UserError(
+                    f"creating the roles needs an administrator (a superuser): {str(exc).strip().splitlines()[0]}"
+                ) from None
+            except (psycopg.errors.InternalError_, psycopg.errors.UniqueViolation) as exc:
+                # the roles are cluster-wide: another database's `roles` may grant at the same time
+                # ("tuple concurrently updated"); everything here is idempotent, so run it again
+                if attempt == 2:
+                    raise UserError(f"creating the roles failed: {str(exc).strip().splitlines()[0]}") from None
+                log.info("creating the roles raced another session (%s); again", type(exc).__name__)
+    raise AssertionError("unreachable")
+
+
+def _roles(conn: psycopg.Connection, names: RoleNames, env: Mapping[str, str], report: list[str]) -> None:
+    made = _create_role(conn, names.mlflow_reader, login=False)
+    report.append(f"role {names.mlflow_reader} (NOLOGIN): {'created' if made else 'exists'}")
+    for kind in ("transformer", "reporter"):
+        role, variable = getattr(names, kind), PASSWORD_VARIABLES[kind]
+        made = _create_role(conn, role, login=True)
+        password = env.get(variable)
+        if password:
+            _set_password(conn, role, password)
+            state = f"{'created' if made else 'exists'}, password set from {variable}"
+        elif made:
+            state = f"created without a password ({variable} is unset: for trust or peer authentication)"
+        else:
+            state = f"exists, password unchanged ({variable} is unset)"
+        report.append(f"role {role} (LOGIN): {state}")
+    conn.execute(sql.SQL("grant {} to {}").format(_ident(names.mlflow_reader), _ident(names.transformer)))
+
+
+def _database_grants(conn: psycopg.Connection, database: str, names: RoleNames, report: list[str]) -> None:
+    db = _ident(database)
+    conn.execute(sql.SQL("grant connect on database {} to {}, {}").format(
+        db, _ident(names.transformer), _ident(names.reporter)
+    ))
+    # the transformer creates its schemas; temporary tables are for it alone (dbt's incremental
+    # models use them), so no other role of this database can write even a temporary table
+    conn.execute(sql.SQL("grant create, temporary on database {} to {}").format(db, _ident(names.transformer)))
+    conn.execute(sql.SQL("revoke temporary on database {} from public").format(db))
+    if conn.execute("select 1 from pg_namespace where nspname = 'public'").fetchone():
+        conn.execute("revoke create on schema public from public")  # granted by default before PostgreSQL 15
+    # large objects need no privilege to create: the last thing any role could write
+    conn.execute(
+        "revoke execute on function pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),"
+        " pg_catalog.lo_from_bytea(oid, bytea) from public"
+    )
+    report.append(
+        f"database {database}: {names.transformer} may create schemas and temporary tables;"
+        " PUBLIC may create no temporary table, table in schema public or large object"
+    )
+
+
+def _mlflow_grants(
+    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]
+) -> None:
+    reader = _ident(names.mlflow_reader)
+    conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
+    conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), reader))
+    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(_ident(schema), reader))
+    owners = sorted({producer, *_owners(conn, schema)} - {names.transformer})
+    for owner in owners:
+        conn.execute(
+            sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
+                _ident(owner), _ident(schema), reader
+            )
+        )
+    report.append(
+        f"schema {schema}: {names.mlflow_reader} reads every table, and every future table of "
+        + ", ".join(owners)
+    )
+
+
+def _dataset_grants(
+    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]
+) -> None:
+    transformer = _ident(names.transformer)
+    conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
+    conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(_ident(schema), transformer))
+    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(_ident(schema), transformer))
+    if producer != names.transformer:
+        conn.execute(
+            sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
+                _ident(producer), _ident(schema), transformer
+            )
+        )
+        # the producer trains on the seeds the transformer loads
+        conn.execute(
+            sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
+                transformer, _ident(schema), _ident(producer)
+            )
+        )
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), _ident(producer)))
+    seeds = seed_tables()
+    moved = _hand_over(conn, schema, names.transformer, seeds)
+    if producer != names.transformer:
+        for table in seeds:
+            if conn.execute(
+                "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
+            ).fetchone():
+                conn.execute(sql.SQL("grant select on {} to {}").format(_ident(schema, table), _ident(producer)))
+    report.append(
+        f"schema {schema}: {names.transformer} loads the seeds ({', '.join(seeds)}"
+        + (f"; {moved} handed over" if moved else "")
+        + f") and reads {producer}'s prediction tables"
+    )
+
+
+def _dbt_schemas(conn: psycopg.Connection, published: str, names: RoleNames, report: list[str]) -> None:
+    """Schemas dbt built before the roles existed pass to the transformer, which rebuilds them."""
+    moved = sum(_hand_over(conn, schema, names.transformer) for schema in (*DBT_SCHEMAS, published))
+    if moved:
+        report.append(f"handed {moved} existing schemas and relations of dbt's to {names.transformer}")
+    if conn.execute("select 1 from pg_namespace where nspname = %s", (published,)).fetchone():
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(published), _ident(names.reporter)))
+        conn.execute(
+            sql.SQL("grant select on all tables in schema {} to {}").format(_ident(published), _ident(names.reporter))
+        )
+    report.append(
+        f"schema {published}: {names.reporter} reads its tables (granted again after every publish)"
+    )
+
+
+def _command(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.database:
+        env["PGDATABASE"] = args.database
+    admin = wh.resolve(env)
+    wh.ensure_database(admin)
+    for line in create_roles(admin, producer=args.producer):
+        print(line)
+    return 0
+
+
+def add_command(subparsers) -> argparse.ArgumentParser:
+    """Register `roles` on an argparse subparsers object; its func returns the exit code."""
+    command = subparsers.add_parser(
+        "roles",
+        help="create the least-privilege roles (MLflow reader, dbt transformer, reporter) and their grants",
+        description=__doc__.splitlines()[0],
+    )
+    command.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
+    command.add_argument(
+        "--producer", help="the role MLflow and `ml-eval train` write as (default: $PGUSER, the administrator)"
+    )
+    command.set_defaults(func=_command)
+    return command

@@ -1,0 +1,68 @@
+-- Every predicted class is a class of the targets of the predicted sample's dataset.
+-- A row is a prediction of a class no target of that dataset has.
+with
+
+predictions as (
+    select * from {{ source('dataset', 'predictions') }}
+),
+
+samples as (
+    select * from {{ ref('stg_dataset__samples') }}
+),
+
+targets as (
+    select * from {{ ref('stg_dataset__targets') }}
+),
+
+dataset_classes as (
+    select distinct
+        samples.dataset_id,
+        targets.actual_class
+    from targets
+    inner join samples
+        on targets.sample_index = samples.sample_index
+),
+
+dataset_count as (
+    select count(distinct dataset_id) as n_datasets
+    from dataset_classes
+),
+
+-- classes of every dataset: a prediction of one needs no look-up of its sample, so only
+-- the few others are joined (the predictions table grows with every run)
+universal_classes as (
+    select dataset_classes.actual_class
+    from dataset_classes
+    cross join dataset_count
+    group by dataset_classes.actual_class, dataset_count.n_datasets
+    having count(*) = dataset_count.n_datasets
+),
+
+candidates as (
+    select *
+    from predictions
+    where not exists (
+        select 1 from universal_classes
+        where universal_classes.actual_class = predictions.class
+    )
+),
+
+final as (
+    select
+        candidates.prediction_id,
+        candidates.run_uuid,
+        candidates.sample_index,
+        samples.dataset_id,
+        candidates.class as predicted_class
+    from candidates
+    -- a prediction of an unknown sample is the relationships test's to report
+    inner join samples
+        on candidates.sample_index = samples.sample_index
+    left join dataset_classes
+        on
+            samples.dataset_id = dataset_classes.dataset_id
+            and candidates.class = dataset_classes.actual_class
+    where dataset_classes.actual_class is null
+)
+
+select * from final
