@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ML_EVAL := $(BIN)/ml-eval
 export DO_NOT_TRACK := 1
 
-.PHONY: help install demo test lint build train report graph roles docs-serve clean
+.PHONY: help install demo test lint build train report graph roles bench docs-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ build: install  ## dbt build (and docs) over what the warehouse holds
 
 report: install  ## the HTML evaluation report from the published marts
 	$(ML_EVAL) report
+
+bench: install  ## benchmark the marts at 50x178, 1,000x1,000 and 10,000x1,000 predictions (long)
+	$(ML_EVAL) bench
 
 roles: install  ## create the least-privilege roles (run as a superuser)
 	$(ML_EVAL) roles

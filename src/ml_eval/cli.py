@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ml_eval import graph, report, roles, rules
+from ml_eval import bench, graph, report, roles, rules
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
@@ -175,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_command(sub)
     graph.add_command(sub)
     roles.add_command(sub)
+    bench.add_command(sub)
     return top
 
 

@@ -1,5 +1,8 @@
 -- Which runs are evaluated: finished, not deleted, with predictions. The others are
 -- kept with the reason they were left out, so they are counted rather than dropped.
+-- Predictions are looked up per run (an index probe) rather than counted for all runs
+-- in one scan: a query that only asks which runs are evaluated never counts millions of
+-- rows, and the count is made only where n_predictions is selected.
 with
 
 runs as (
@@ -10,16 +13,9 @@ experiments as (
     select * from {{ ref('stg_mlflow__experiments') }}
 ),
 
-predictions as (
+-- not materialized: inlined into each per-run lookup below, never read in full
+predictions as not materialized (
     select * from {{ ref('stg_dataset__predictions') }}
-),
-
-prediction_counts as (
-    select
-        run_uuid,
-        count(*) as n_predictions
-    from predictions
-    group by run_uuid
 ),
 
 classified as (
@@ -28,18 +24,22 @@ classified as (
         runs.experiment_id,
         runs.run_status,
         runs.is_deleted or coalesce(experiments.is_deleted, false) as is_deleted,
-        coalesce(prediction_counts.n_predictions, 0) as n_predictions,
+        (
+            select count(*) from predictions
+            where predictions.run_uuid = runs.run_uuid
+        ) as n_predictions,
         case
             when runs.is_deleted then 'run deleted'
             when experiments.is_deleted then 'experiment deleted'
             when runs.run_status <> 'FINISHED' then 'run ' || lower(runs.run_status)
-            when prediction_counts.n_predictions is null then 'no predictions'
+            when not exists (
+                select 1 from predictions
+                where predictions.run_uuid = runs.run_uuid
+            ) then 'no predictions'
         end as exclusion_reason
     from runs
     left join experiments
         on runs.experiment_id = experiments.experiment_id
-    left join prediction_counts
-        on runs.run_uuid = prediction_counts.run_uuid
 ),
 
 final as (

@@ -1,9 +1,22 @@
 -- One-vs-rest counts and rates per run and class, all from the confusion matrix.
 -- A rate whose denominator is zero is 0, as scikit-learn's zero_division=0.
+-- Incremental by run, like the confusion matrix it reads.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['run_uuid']}],
+        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
+        pre_hook="{{ delete_stale_runs(distinct_run_uuids(relation_of('fct_confusion_matrix'))) }}",
+    )
+}}
+
 with
 
 confusion as (
     select * from {{ ref('fct_confusion_matrix') }}
+    {{ where_run_is_new(ref('fct_confusion_matrix')) }}
 ),
 
 run_totals as (

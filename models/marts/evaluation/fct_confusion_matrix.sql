@@ -1,9 +1,25 @@
 -- The dense K x K grid of each run, zero cells included. A run's classes are those in its
 -- targets or its predictions, as scikit-learn's confusion_matrix(labels=None) takes them.
+-- Incremental by run, like fct_predictions: the runs it gained are added, the runs it lost removed.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['run_uuid']}],
+        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
+        pre_hook="{{ delete_stale_runs(distinct_run_uuids(relation_of('fct_predictions'), many_rows_per_run=true)) }}",
+    )
+}}
+
+-- the parent, referred to once: the filter of new runs reads the same relation
+{%- set fct_predictions -%}{{ ref('fct_predictions') }}{%- endset %}
+
 with
 
 predictions as (
-    select * from {{ ref('fct_predictions') }}
+    select * from {{ fct_predictions }}
+    {{ where_run_is_new(fct_predictions, many_rows_per_run=true) }}
 ),
 
 cell_counts as (

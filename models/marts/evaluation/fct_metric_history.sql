@@ -1,18 +1,70 @@
 -- Every value MLflow logged for every metric, step by step. NaN is kept as a null value
 -- with is_nan set; infinite values arrive as MLflow stores them (+/- the largest double).
+-- Incremental by run: a build rewrites the runs that logged new values or whose evaluated
+-- flag changed (delete+insert on run_uuid), and drops the runs gone from MLflow.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='run_uuid',
+        on_schema_change='fail',
+        indexes=[{'columns': ['run_uuid']}],
+        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
+        pre_hook="{{ delete_stale_runs('select run_uuid from ' ~ relation_of('int_runs_classified')) }}",
+    )
+}}
+
 with
 
 metrics as (
     select * from {{ ref('stg_mlflow__metrics') }}
 ),
 
+-- the two columns used: the view counts a run's predictions only when that is selected
 runs as (
-    select * from {{ ref('int_runs_classified') }}
+    select
+        run_uuid,
+        is_evaluated
+    from {{ ref('int_runs_classified') }}
 ),
 
 latest as (
     select * from {{ ref('stg_mlflow__latest_metrics') }}
 ),
+
+{% if is_incremental() -%}
+    held as (
+        select
+            run_uuid,
+            count(*) as n_values,
+            bool_and(is_evaluated_run) as is_evaluated_run
+        from {{ this }}
+        group by run_uuid
+    ),
+
+    logged as (
+        select
+            run_uuid,
+            count(*) as n_values
+        from metrics
+        group by run_uuid
+    ),
+
+    -- runs that are new, logged more values, or became (or stopped being) evaluated
+    changed_runs as (
+        select logged.run_uuid
+        from logged
+        inner join runs
+            on logged.run_uuid = runs.run_uuid
+        left join held
+            on logged.run_uuid = held.run_uuid
+        where
+            held.run_uuid is null
+            or held.n_values <> logged.n_values
+            or held.is_evaluated_run <> runs.is_evaluated
+    ),
+
+{% endif -%}
 
 final as (
     select
@@ -29,6 +81,8 @@ final as (
         metrics.logged_at,
         metrics.metric_value,
         metrics.is_nan,
+        -- MLflow stores +-inf as +-the largest double; sums and averages overflow on it
+        coalesce(abs(metrics.stored_value) = 1.7976931348623157e308, false) as is_infinite,
         runs.is_evaluated as is_evaluated_run,
         coalesce(
             latest.step = metrics.step
@@ -43,6 +97,9 @@ final as (
         on
             metrics.run_uuid = latest.run_uuid
             and metrics.metric_key = latest.metric_key
+    {%- if is_incremental() %}
+        where metrics.run_uuid in (select changed_runs.run_uuid from changed_runs)
+    {%- endif %}
 )
 
 select * from final

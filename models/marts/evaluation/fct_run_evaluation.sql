@@ -1,5 +1,7 @@
 -- One row per evaluated run: every metric computed from its predictions with
 -- scikit-learn's semantics, beside the values MLflow logged and whether they agree.
+-- A table rebuilt in full: it reads per-run summaries only (a few rows per run), and
+-- names, tags and logged metrics may change in MLflow after a run is evaluated.
 with
 
 runs as (
@@ -27,8 +29,8 @@ class_metrics as (
     select * from {{ ref('fct_class_metrics') }}
 ),
 
-predictions as (
-    select * from {{ ref('fct_predictions') }}
+probability_summary as (
+    select * from {{ ref('int_run_probabilities_summarized') }}
 ),
 
 class_roc_auc as (
@@ -57,22 +59,6 @@ class_summary as (
     group by run_uuid
 ),
 
--- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
--- (numpy's float64 machine epsilon), exactly as scikit-learn does.
-probability_summary as (
-    select
-        run_uuid,
-        avg(
-            -ln(greatest(
-                least(coalesce(actual_class_probability, 0), 1 - 2.220446049250313e-16),
-                2.220446049250313e-16
-            ))
-        ) as log_loss,
-        bool_and(abs(probability_sum - 1) <= 1e-6) as probabilities_sum_to_one
-    from predictions
-    group by run_uuid
-),
-
 -- macro average over the scored classes; with two classes scikit-learn scores the
 -- greater label only, which is what a binary ROC AUC is.
 roc_auc_summary as (
@@ -91,15 +77,16 @@ roc_auc_summary as (
     group by run_uuid
 ),
 
--- every true class must be among the scored ones for ROC AUC to be defined
+-- every true class (a class with support) must be among the scored ones for ROC AUC to
+-- be defined; the class metrics hold the true classes of every run
 unscored_truths as (
-    select distinct predictions.run_uuid
-    from predictions
+    select distinct class_metrics.run_uuid
+    from class_metrics
     left join class_roc_auc
         on
-            predictions.run_uuid = class_roc_auc.run_uuid
-            and predictions.actual_class = class_roc_auc.score_class
-    where class_roc_auc.score_class is null
+            class_metrics.run_uuid = class_roc_auc.run_uuid
+            and class_metrics.class_label = class_roc_auc.score_class
+    where class_metrics.support > 0 and class_roc_auc.score_class is null
 ),
 
 logged as (

@@ -1,0 +1,137 @@
+{#- The evaluation marts grow run by run: a run's predictions are written once, in one
+    transaction, before the run is marked FINISHED (predictions.write_batch, ml-eval train,
+    ml_eval.scale). So their incremental models are keyed by run: an incremental build
+    first deletes the rows of runs that must go (`delete_stale_runs`, a pre-hook), then
+    inserts the rows of the runs it does not hold yet (`run_is_new`, `where_run_is_new`).
+    Both cost in proportion to the runs that change, through an index on run_uuid.
+    `dbt run --full-refresh` rebuilds them from scratch. -#}
+
+
+{#- The distinct run_uuids of `relation`, as a query. With `many_rows_per_run` (a relation
+    of millions of rows for thousands of runs, like fct_predictions), on PostgreSQL a loose
+    index scan: one descent of the relation's run_uuid index per run, not a scan of every
+    row. A relation of a few rows per run is cheaper to read whole. -#}
+{% macro distinct_run_uuids(relation, many_rows_per_run=false) %}
+    {%- if many_rows_per_run -%}
+        {{- return(adapter.dispatch('distinct_run_uuids', 'ml_eval')(relation)) -}}
+    {%- else -%}
+        {{- return(default__distinct_run_uuids(relation)) -}}
+    {%- endif -%}
+{% endmacro %}
+
+{% macro default__distinct_run_uuids(relation) -%}
+    select distinct run_uuid from {{ relation }}
+{%- endmacro %}
+
+{% macro postgres__distinct_run_uuids(relation) -%}
+    with recursive present_runs (run_uuid) as (
+        (select run_uuid from {{ relation }} order by run_uuid limit 1)
+        union all
+        select (
+            select later.run_uuid from {{ relation }} as later
+            where later.run_uuid > present_runs.run_uuid
+            order by later.run_uuid
+            limit 1
+        )
+        from present_runs
+        where present_runs.run_uuid is not null
+    )
+
+    select run_uuid from present_runs where run_uuid is not null
+{%- endmacro %}
+
+
+{#- A condition on `run_uuid_column`: true when the incremental model does not hold the
+    run yet (always true in a full build). -#}
+{% macro run_is_new(run_uuid_column) -%}
+    {%- if is_incremental() -%}
+        not exists (
+            select 1 from {{ this }} as already_built
+            where already_built.run_uuid = {{ run_uuid_column }}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- A where clause for a model read from `parent`, keyed by run like it: in an incremental
+    build, only the rows of the parent's runs this model does not hold yet; nothing (every
+    row) in a full build. -#}
+{% macro where_run_is_new(parent, many_rows_per_run=false) -%}
+    {%- if is_incremental() -%}
+        where {{ run_uuid_in(
+            'select parent_runs.run_uuid from ('
+            ~ distinct_run_uuids(parent, many_rows_per_run) ~ ') as parent_runs'
+            ~ ' where ' ~ run_is_new('parent_runs.run_uuid')
+        ) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- run_uuid is one of the ids `run_uuids_sql` (a query) lists. On PostgreSQL the list is
+    made once (an init plan) and the rows are found through the run_uuid index, whatever
+    the planner guesses of the list's length; as a join of a DELETE it would also make
+    PostgreSQL compute every column of the views the list reads. -#}
+{% macro run_uuid_in(run_uuids_sql) %}
+    {{- return(adapter.dispatch('run_uuid_in', 'ml_eval')(run_uuids_sql)) -}}
+{% endmacro %}
+
+{% macro default__run_uuid_in(run_uuids_sql) -%}
+    run_uuid in ({{ run_uuids_sql }})
+{%- endmacro %}
+
+{% macro postgres__run_uuid_in(run_uuids_sql) -%}
+    run_uuid = any(array({{ run_uuids_sql }}))
+{%- endmacro %}
+
+
+{#- Pre-hook of an incremental model keyed by run: delete the rows of every run it holds
+    that `current_runs_sql` (a query of run_uuids) no longer lists: a run deleted, failed,
+    or gone from its parent. Nothing in a full build. `many_rows_per_run`: of this model,
+    as in distinct_run_uuids. -#}
+{% macro delete_stale_runs(current_runs_sql, many_rows_per_run=false) -%}
+    {%- if is_incremental() -%}
+        {%- set stale_runs -%}
+            select held_runs.run_uuid
+            from ({{ distinct_run_uuids(this, many_rows_per_run) }}) as held_runs
+            where not exists (
+                select 1 from ({{ current_runs_sql }}) as current_runs
+                where current_runs.run_uuid = held_runs.run_uuid
+            )
+        {%- endset -%}
+        delete from {{ this }} where {{ run_uuid_in(stale_runs) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The relation of a model of this project, by name, without a ref(): for hooks, whose
+    model already refs it in its SQL (a ref in a hook would add nothing to the DAG but a
+    second, hidden dependency). -#}
+{% macro relation_of(model_name) %}
+    {%- if not execute -%}
+        {{- return('') -}}
+    {%- endif -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.package_name == project_name and node.name == model_name -%}
+        {{- return(node.relation_name) -}}
+    {%- endfor -%}
+    {{- exceptions.raise_compiler_error('relation_of: no model named ' ~ model_name) -}}
+{% endmacro %}
+
+
+{#- Post-hook (outside the transaction) of an incremental model: after a full build, vacuum
+    and analyze it, so the next builds plan with its statistics and its run_uuid index
+    answers index-only (visibility map set) without waiting for autovacuum. -#}
+{% macro vacuum_after_full_build() %}
+    {%- if not is_incremental() -%}
+        {{- return(adapter.dispatch('vacuum_after_full_build', 'ml_eval')()) -}}
+    {%- endif -%}
+{% endmacro %}
+
+{% macro default__vacuum_after_full_build() -%}
+{%- endmacro %}
+
+{% macro postgres__vacuum_after_full_build() -%}
+    vacuum (analyze) {{ this }}
+{%- endmacro %}

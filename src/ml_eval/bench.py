@@ -1,0 +1,516 @@
+"""`ml-eval bench`: the evaluation marts at 10,000 to 10 million predictions, timed.
+
+For every size R x S (R runs of S predictions, `ml_eval.scale`), in a fresh database of the
+warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
+
+1. load the seeds (`dbt seed`), generate the runs (MLflow client + COPY), vacuum analyze;
+2. full build: `dbt run --full-refresh --select +path:models/marts/evaluation` as a child
+   process: wall time, SQL time (the sum of the models' `execution_time` in
+   run_results.json), peak RSS of the dbt process;
+3. incremental build: one more run generated, then the same `dbt run` without
+   --full-refresh;
+4. the floor: one `group by run, actual class, predicted class` count over the predictions
+   joined to their targets, the least any confusion matrix costs (best of three, client
+   timing, rows fetched);
+5. the route a user would otherwise take (up to --pandas-max predictions): read the rows
+   into pandas and compute each run's metrics with scikit-learn (`pandas_route`), in a child
+   process, with its peak RSS.
+
+Then it prints one table, sizes side by side, with the ratios the goals are about:
+marts SQL / floor (<= 2 at 10M), incremental / full (<= 5%), pandas / marts SQL (>= 10 at
+1M), dbt peak RSS (< 500 MB). Goals are shown, not asserted: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ml_eval import scale
+from ml_eval import warehouse as wh
+from ml_eval.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES = "50x178,1000x1000,10000x1000"
+SELECTION = "+path:models/marts/evaluation"
+PANDAS_MAX = 1_000_000
+METRICS = (
+    "n_predictions", "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+    "precision_weighted", "recall_weighted", "f1_weighted", "cohen_kappa", "mcc", "log_loss", "roc_auc",
+)  # fmt: skip
+SERVER_SETTINGS = (
+    "shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size",
+    "max_parallel_workers_per_gather", "jit", "wal_level", "synchronous_commit", "max_wal_size",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the pandas + scikit-learn route
+
+
+def sklearn_metrics(y_true, y_pred, proba, classes) -> dict[str, float | None]:
+    """One run's metrics as scikit-learn computes them (None where it returns NaN or refuses)."""
+    from sklearn import metrics as skm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values: dict[str, float | None] = {
+            "n_predictions": len(y_true),
+            "accuracy": skm.accuracy_score(y_true, y_pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+            "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred),
+            "mcc": skm.matthews_corrcoef(y_true, y_pred),
+            "log_loss": skm.log_loss(y_true, proba, labels=classes),
+        }
+        for average in ("macro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+            values |= {f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f}
+        try:
+            if len(classes) == 2:
+                values["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
+            else:
+                values["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+        except ValueError:  # undefined for this run
+            values["roc_auc"] = None
+    return {
+        key: None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+        for key, value in values.items()
+    }
+
+
+@dataclass
+class PandasRoute:
+    """What the pandas route computed and how long reading and computing took."""
+
+    metrics: dict[str, dict[str, float | None]]  # run_uuid -> metric -> value
+    read_seconds: float
+    compute_seconds: float
+    n_predictions: int
+
+    @property
+    def seconds(self) -> float:
+        return self.read_seconds + self.compute_seconds
+
+
+def pandas_route(warehouse: wh.Warehouse, dataset_schema: str | None = None, mlflow_schema: str | None = None) -> PandasRoute:
+    """Read every evaluated run's predictions into pandas, compute its metrics with scikit-learn.
+
+    A run is evaluated as in the marts: FINISHED, not deleted, in an experiment not deleted.
+    A class without a stored probability counts 0, as the marts and tests_python do.
+    """
+    import numpy as np
+    import pandas as pd
+    import sqlalchemy
+
+    from ml_eval import predictions as pred
+
+    dataset_schema = dataset_schema or pred.dataset_schema()
+    mlflow_schema = mlflow_schema or scale.mlflow_schema()
+    engine = sqlalchemy.create_engine(warehouse.sqlalchemy_url("public"))
+    started = time.perf_counter()
+    evaluated = f"""
+        select p.prediction_id, p.run_uuid
+        from {dataset_schema}.predictions as p
+        join {mlflow_schema}.runs as r on r.run_uuid = p.run_uuid
+        join {mlflow_schema}.experiments as e on e.experiment_id = r.experiment_id
+        where r.status = 'FINISHED' and r.lifecycle_stage = 'active' and e.lifecycle_stage = 'active'
+    """
+    with engine.connect() as conn:
+        rows = pd.read_sql_query(
+            sqlalchemy.text(
+                f"""select p.prediction_id, p.run_uuid, t.class as actual, p.class as predicted
+                from ({evaluated}) as e join {dataset_schema}.predictions as p using (prediction_id)
+                join {dataset_schema}.targets as t on t.sample_index = p.sample_index"""
+            ),
+            conn,
+        )
+        scores = pd.read_sql_query(
+            sqlalchemy.text(
+                f"""select s.prediction_id, s.class, s.probability
+                from ({evaluated}) as e join {dataset_schema}.prediction_scores as s using (prediction_id)"""
+            ),
+            conn,
+        )
+    engine.dispose()
+    read_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    wide = scores.pivot(index="prediction_id", columns="class", values="probability")
+    rows = rows.join(wide, on="prediction_id").sort_values("prediction_id", kind="stable")
+    class_columns = list(wide.columns)
+    results: dict[str, dict[str, float | None]] = {}
+    for run_uuid, run in rows.groupby("run_uuid", sort=False):
+        proba = run[class_columns].to_numpy()
+        scored = ~np.isnan(proba).all(axis=0)  # the classes this run stored a probability for
+        classes = [int(c) for c, keep in zip(class_columns, scored) if keep]
+        proba = np.nan_to_num(proba[:, scored], nan=0.0)
+        results[str(run_uuid)] = sklearn_metrics(
+            run["actual"].to_numpy(), run["predicted"].to_numpy(), proba, classes
+        )
+    return PandasRoute(results, read_seconds, time.perf_counter() - started, len(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# one size
+
+
+EVALUATION_PATHS = ("models/marts/evaluation/", "models/intermediate/evaluation/")
+
+
+@dataclass
+class Build:
+    wall: float
+    sql: float
+    peak_mb: float
+    models: int
+    model_seconds: dict[str, float] = field(default_factory=dict)  # model name -> execution_time
+    evaluation_sql: float = 0.0  # the models under models/*/evaluation/ only
+
+
+@dataclass
+class SizeResult:
+    runs: int
+    samples: int
+    generate_seconds: float = 0.0
+    mlflow_seconds: float = 0.0
+    copy_seconds: float = 0.0
+    analyze_seconds: float = 0.0
+    full: Build | None = None
+    incremental: Build | None = None
+    floor: float = 0.0
+    pandas: dict | None = None
+
+    @property
+    def predictions(self) -> int:
+        return self.runs * self.samples
+
+
+def _dbt_command() -> list[str]:
+    script = Path(sys.executable).parent / "dbt"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("dbt")
+    return [found] if found else [sys.executable, "-c", "from dbt.cli.main import cli; cli()"]
+
+
+# A small process between the bench and the measured one: a child's peak RSS (ru_maxrss)
+# starts at its parent's RSS when it forks, so the bench (pandas, MLflow loaded) must not
+# be the measured process's parent. This launcher is a bare interpreter of ~10 MB.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stdout.flush()
+print("ml-eval-bench-peak-kb", usage.ru_maxrss, flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+_PEAK = "ml-eval-bench-peak-kb"
+
+
+def _child(command: list[str], env: dict[str, str]) -> tuple[int, str, float, float]:
+    """Run a child process; return its exit code, output, wall seconds and peak RSS in MB."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", _LAUNCHER, *command],
+        env=env, cwd=wh.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    lines = done.stdout.splitlines()
+    peaks = [line for line in lines if line.startswith(_PEAK)]
+    peak_mb = int(peaks[-1].split()[1]) / 1024 if peaks else float("nan")
+    return done.returncode, "\n".join(line for line in lines if not line.startswith(_PEAK)), wall, peak_mb
+
+
+def run_dbt_timed(args: list[str], warehouse: wh.Warehouse, target: Path, pg_options: str = "") -> Build:
+    """`dbt <args>` in a child process; its wall time, models' SQL time and peak RSS."""
+    env = {**os.environ, **warehouse.env(), "DO_NOT_TRACK": "1"}
+    if pg_options:
+        env["PGOPTIONS"] = pg_options
+    command = [
+        *_dbt_command(), *args, "--project-dir", str(wh.PROJECT_DIR), "--profiles-dir", str(wh.PROJECT_DIR),
+        "--target-path", str(target / "target"), "--log-path", str(target / "logs"),
+    ]  # fmt: skip
+    code, output, wall, peak = _child(command, env)
+    if code != 0:
+        errors = [line for line in output.splitlines() if "ERROR" in line or "Error" in line]
+        raise UserError(f"dbt {' '.join(args)} failed: {(errors or output.splitlines()[-1:] or ['?'])[0].strip()}")
+    results = json.loads((target / "target" / "run_results.json").read_text())["results"]
+    models = [r for r in results if r["unique_id"].startswith("model.")]
+    manifest = json.loads((target / "target" / "manifest.json").read_text())["nodes"]
+    evaluation = [
+        r for r in models if manifest[r["unique_id"]]["original_file_path"].startswith(EVALUATION_PATHS)
+    ]
+    return Build(
+        wall,
+        sum(r["execution_time"] for r in models),
+        peak,
+        len(models),
+        {r["unique_id"].split(".")[-1]: r["execution_time"] for r in models},
+        sum(r["execution_time"] for r in evaluation),
+    )
+
+
+FLOOR_SQL = """
+select p.run_uuid, t.class as actual_class, p.class as predicted_class, count(*) as n
+from {schema}.predictions as p
+inner join {schema}.targets as t on t.sample_index = p.sample_index
+group by p.run_uuid, t.class, p.class
+"""
+
+
+def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3) -> float:
+    """Best client time of the floor query (all result rows fetched)."""
+    from ml_eval import predictions as pred
+
+    best = math.inf
+    kwargs = {"options": pg_options} if pg_options else {}
+    with warehouse.connect(**kwargs) as conn:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            conn.execute(FLOOR_SQL.format(schema=pred.dataset_schema())).fetchall()
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def bench_size(
+    base: wh.Warehouse, runs: int, samples: int, *, work: Path, seed: int, pandas_max: int, keep: bool,
+    pg_options: str, threads: int, report,
+) -> SizeResult:  # fmt: skip
+    result = SizeResult(runs, samples)
+    warehouse = base.with_database(f"ml_eval_bench_{runs}x{samples}")
+    wh.ensure_database(warehouse, fresh=True)
+    try:
+        report(f"{runs}x{samples}: database {warehouse.database}: loading the seeds")
+        run_dbt_timed(["seed", "--quiet"], warehouse, work, pg_options)
+        generated = scale.generate(
+            warehouse, runs, samples, seed=seed, threads=threads, report=lambda line: report(f"{runs}x{samples}: {line}")
+        )
+        result.generate_seconds = generated.seconds
+        result.mlflow_seconds = generated.mlflow_seconds
+        result.copy_seconds = generated.copy_seconds
+        started = time.perf_counter()
+        scale.analyze(warehouse)
+        result.analyze_seconds = time.perf_counter() - started
+        report(
+            f"{runs}x{samples}: generated {generated.n_runs} runs, {generated.n_predictions:,} predictions in"
+            f" {generated.seconds:.0f} s (MLflow {generated.mlflow_seconds:.0f} s, COPY {generated.copy_seconds:.0f} s)"
+        )
+        report(f"{runs}x{samples}: full build")
+        result.full = run_dbt_timed(["run", "--full-refresh", "--select", SELECTION], warehouse, work, pg_options)
+        report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
+        scale.generate(warehouse, 1, samples, seed=seed, first_ordinal=runs, threads=1)
+        result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
+        report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
+        result.floor = floor_seconds(warehouse, pg_options)
+        if runs * samples <= pandas_max:
+            report(f"{runs}x{samples}: pandas + scikit-learn route")
+            env = {**os.environ, **warehouse.env()}
+            if pg_options:
+                env["PGOPTIONS"] = pg_options
+            code, output, wall, peak = _child([sys.executable, "-m", "ml_eval.bench", "--pandas-route"], env)
+            if code != 0:
+                raise UserError(f"the pandas route failed: {output.strip().splitlines()[-1:]}")
+            result.pandas = {**json.loads(output.strip().splitlines()[-1]), "wall": wall, "peak_mb": peak}
+    finally:
+        if not keep:
+            _drop(warehouse)
+    return result
+
+
+def _drop(warehouse: wh.Warehouse) -> None:
+    with warehouse.connect("postgres", autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{warehouse.database}" with (force)')
+    shutil.rmtree(wh.PROJECT_DIR / ".local" / "mlartifacts" / warehouse.database, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+
+def _machine(base: wh.Warehouse) -> list[str]:
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    with base.connect("postgres") as conn:
+        version = conn.execute("show server_version").fetchone()[0]
+        settings = conn.execute(
+            "select name, setting, unit from pg_settings where name = any(%s) order by name", (list(SERVER_SETTINGS),)
+        ).fetchall()
+
+    def shown(setting: str, unit: str | None) -> str:
+        if unit in ("8kB", "kB", "MB") and setting.isdigit():
+            kb = int(setting) * {"8kB": 8, "kB": 1, "MB": 1024}[unit]
+            return f"{kb // 1024} MB" if kb >= 1024 else f"{kb} kB"
+        return setting + (f" {unit}" if unit else "")
+
+    kind = "embedded (pgserver)" if base.embedded else f"server at {base.host}:{base.port}"
+    return [
+        f"machine: {os.cpu_count()} cores, {pages / 2**30:.1f} GiB RAM, {platform.system()} {platform.machine()},"
+        f" Python {platform.python_version()}",
+        f"PostgreSQL {version}, {kind}",
+        "server config: " + ", ".join(f"{name}={shown(setting, unit)}" for name, setting, unit in settings),
+    ]
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def _ratio(numerator: float | None, denominator: float | None, percent: bool = False) -> str:
+    if numerator is None or not denominator:
+        return "-"
+    value = numerator / denominator
+    return f"{100 * value:.1f} %" if percent else f"{value:.1f}x"
+
+
+def table(results: list[SizeResult]) -> list[str]:
+    """One table: a row per measure, a column per size."""
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(name: str, values) -> None:
+        rows.append((name, [str(v) for v in values]))
+
+    def build(r: SizeResult, part: str, attribute: str) -> float | None:
+        done = getattr(r, part)
+        return getattr(done, attribute) if done else None
+
+    row("runs x samples", [f"{r.runs:,} x {r.samples:,}" for r in results])
+    row("predictions (scores)", [f"{r.predictions:,} ({3 * r.predictions:,})" for r in results])
+    row("generate: MLflow runs", [_seconds(r.mlflow_seconds) for r in results])
+    row("generate: COPY rows", [_seconds(r.copy_seconds) for r in results])
+    row("full build: wall", [_seconds(build(r, "full", "wall")) for r in results])
+    row("full build: SQL (models)", [_seconds(build(r, "full", "sql")) for r in results])
+    for model in ("fct_predictions", "int_run_class_roc_auc", "fct_confusion_matrix"):
+        row(f"  of which {model}", [_seconds(r.full.model_seconds.get(model)) if r.full else "-" for r in results])
+    row("  of which evaluation models", [_seconds(build(r, "full", "evaluation_sql")) for r in results])
+    row("+1 run incremental: wall", [_seconds(build(r, "incremental", "wall")) for r in results])
+    row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
+    row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
+    row("floor: group-by count", [_seconds(r.floor) for r in results])
+    row("pandas route: read", [_seconds(r.pandas["read_seconds"]) if r.pandas else "-" for r in results])
+    row("pandas route: sklearn", [_seconds(r.pandas["compute_seconds"]) if r.pandas else "-" for r in results])
+    row("marts SQL / floor    (goal <= 2 at 10M)", [_ratio(build(r, "full", "sql"), r.floor) for r in results])
+    row("  fct_confusion_matrix / floor", [
+        _ratio(r.full.model_seconds.get("fct_confusion_matrix"), r.floor) if r.full else "-" for r in results
+    ])  # fmt: skip
+    row("incremental / full SQL  (goal <= 5 %)", [
+        _ratio(build(r, "incremental", "sql"), build(r, "full", "sql"), percent=True) for r in results
+    ])  # fmt: skip
+    row("  evaluation models only", [
+        _ratio(build(r, "incremental", "evaluation_sql"), build(r, "full", "evaluation_sql"), percent=True)
+        for r in results
+    ])  # fmt: skip
+    row("incremental / full wall", [
+        _ratio(build(r, "incremental", "wall"), build(r, "full", "wall"), percent=True) for r in results
+    ])  # fmt: skip
+    row("pandas / marts SQL   (goal >= 10 at 1M)", [
+        _ratio(r.pandas["read_seconds"] + r.pandas["compute_seconds"], build(r, "full", "sql")) if r.pandas else "-"
+        for r in results
+    ])  # fmt: skip
+    row("peak RSS dbt full / incr (goal < 500 MB)", [
+        f"{build(r, 'full', 'peak_mb'):.0f} / {build(r, 'incremental', 'peak_mb'):.0f} MB" if r.full else "-"
+        for r in results
+    ])  # fmt: skip
+    row("peak RSS pandas route", [f"{r.pandas['peak_mb']:.0f} MB" if r.pandas else "-" for r in results])
+    width = max(len(name) for name, _ in rows)
+    widths = [max(len(values[i]) for _, values in rows) for i in range(len(results))]
+    lines = []
+    for k, (name, values) in enumerate(rows):
+        lines.append(f"{name:<{width}} | " + " | ".join(f"{v:>{w}}" for v, w in zip(values, widths)))
+        if k == 1:
+            lines.append("-" * width + "-+-" + "-+-".join("-" * w for w in widths))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _arguments(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument(
+        "--sizes", default=DEFAULT_SIZES, help=f"comma-separated RUNSxSAMPLES (default: {DEFAULT_SIZES})"
+    )
+    command.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: 0)")
+    command.add_argument(
+        "--pandas-max", type=int, default=PANDAS_MAX,
+        help=f"run the pandas route up to this many predictions (default: {PANDAS_MAX:,})",
+    )  # fmt: skip
+    command.add_argument("--keep", action="store_true", help="keep the bench databases")
+    command.add_argument("--threads", type=int, default=scale.THREADS, help="threads registering MLflow runs")
+    command.add_argument(
+        "--pg-options", default=os.environ.get("ML_EVAL_BENCH_PGOPTIONS", ""),
+        help="libpq options for every session, e.g. '-c work_mem=256MB -c jit=off' (default: none)",
+    )  # fmt: skip
+    command.add_argument("--pandas-route", action="store_true", help=argparse.SUPPRESS)
+    return command
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.pandas_route:  # the child process of step 5: one JSON line
+        route = pandas_route(wh.resolve())
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({
+            "read_seconds": route.read_seconds, "compute_seconds": route.compute_seconds,
+            "runs": len(route.metrics), "predictions": route.n_predictions, "self_peak_mb": peak,
+        }))  # fmt: skip
+        return 0
+    sizes = [scale.parse_size(text) for text in args.sizes.split(",") if text.strip()]
+    base = wh.resolve()
+
+    def report(line: str) -> None:
+        print(f"bench: {line}", file=sys.stderr, flush=True)
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ml_eval_bench_") as work:
+        for runs, samples in sizes:
+            results.append(
+                bench_size(
+                    base, runs, samples, work=Path(work), seed=args.seed, pandas_max=args.pandas_max,
+                    keep=args.keep, pg_options=args.pg_options, threads=args.threads, report=report,
+                )
+            )  # fmt: skip
+    lines = _machine(base)
+    lines.append(f"dbt: dbt run --select {SELECTION} ({results[0].full.models} models); SQL = sum of their execution_time")
+    if args.pg_options:
+        lines.append(f"session options (PGOPTIONS): {args.pg_options}")
+    print("\n".join([*lines, "", *table(results)]))
+    return 0
+
+
+def add_command(subparsers) -> argparse.ArgumentParser:
+    """Register `bench` on the `ml-eval` sub-commands; its func returns the exit code."""
+    text = "benchmark the evaluation marts at growing sizes against the floor and pandas"
+    command = subparsers.add_parser("bench", help=text, description=text)
+    command.set_defaults(func=cmd_bench)
+    return _arguments(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _arguments(argparse.ArgumentParser(prog="python -m ml_eval.bench", description=__doc__.splitlines()[0]))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return cmd_bench(args)
+    except UserError as exc:
+        print(f"ml-eval bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
