@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import drop_database
 from ml_eval import bench, scale
 from ml_eval import warehouse as wh
 
@@ -127,8 +128,7 @@ def life(warehouse: wh.Warehouse, tmp_path_factory):
         state["pandas"] = bench.pandas_route(database)
         yield state
     finally:
-        with database.connect("postgres", autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{database.database}" with (force)')
+        drop_database(database)  # and the MLflow artifact folder of its experiment
 
 
 def test_the_marts_equal_pandas_and_scikit_learn_for_every_run(life):
