@@ -18,29 +18,7 @@ targets as (
     select * from {{ ref('stg_dataset__targets') }}
 ),
 
-dataset_classes as (
-    select distinct
-        samples.dataset_id,
-        targets.actual_class
-    from targets
-    inner join samples
-        on targets.sample_index = samples.sample_index
-),
-
-dataset_count as (
-    select count(distinct dataset_id) as n_datasets
-    from dataset_classes
-),
-
--- classes of every dataset: a score of one needs no look-up of its prediction's sample,
--- so only the few others are joined (the scores table grows fastest of all)
-universal_classes as (
-    select dataset_classes.actual_class
-    from dataset_classes
-    cross join dataset_count
-    group by dataset_classes.actual_class, dataset_count.n_datasets
-    having count(*) = dataset_count.n_datasets
-),
+{{ dataset_class_ctes() }}
 
 candidates as (
     select *
