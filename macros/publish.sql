@@ -41,10 +41,22 @@
         create schema {{ adapter.quote(next_schema) }};
         {% for node in marts %}
             {%- set source_table = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.alias) -%}
-            {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) %}
-            -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
-            create table {{ target_table }} (like {{ source_table }} including all);
-            insert into {{ target_table }} select * from {{ source_table }};
+            {%- set published_table = adapter.quote(published) ~ '.' ~ adapter.quote(node.alias) -%}
+            {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) -%}
+            {%- set by_run = (node.config.meta or {}).get('publish') == 'by_run' %}
+            {% if by_run and not flags.FULL_REFRESH and same_columns(source_table, published_table) %}
+                -- run by run: the published copy moves over (no rows are copied), loses the
+                -- runs no longer evaluated and gains the runs evaluated since
+                alter table {{ published_table }} set schema {{ adapter.quote(next_schema) }};
+                {{ publish_runs(source_table, target_table) }}
+            {% else %}
+                -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
+                create table {{ target_table }} (like {{ source_table }} including all);
+                insert into {{ target_table }} select * from {{ source_table }};
+                {% if by_run %}
+                    create index on {{ target_table }} (run_uuid);
+                {% endif %}
+            {% endif %}
         {% endfor %}
         drop schema if exists {{ adapter.quote(published) }} cascade;
         alter schema {{ adapter.quote(next_schema) }} rename to {{ adapter.quote(published) }};
@@ -53,6 +65,54 @@
     {% endset %}
     {% do run_query(statements) %}
     {% do log("published " ~ marts | length ~ " marts to schema " ~ published, info=true) %}
+{% endmacro %}
+
+{#- Bring `target_table`, the published copy of a mart configured `meta: {publish: by_run}`,
+    up to date with the mart `source_table` one run at a time. Such a mart holds the rows of
+    the evaluated runs (int_runs_classified.is_evaluated), and a run's rows do not change once
+    it is evaluated (the producer writes a run's batch once); `dbt build --full-refresh`
+    copies it whole again. The cost is in proportion to the runs that changed. -#}
+{% macro publish_runs(source_table, target_table) %}
+    {%- set evaluated_runs -%}
+        select classified.run_uuid from {{ relation_of('int_runs_classified') }} as classified
+        where classified.is_evaluated
+    {%- endset -%}
+    delete from {{ target_table }}
+    where {{ run_uuid_in(
+        'select held.run_uuid from (' ~ distinct_run_uuids(target_table, many_rows_per_run=true) ~ ') as held'
+        ~ ' where not exists (select 1 from (' ~ evaluated_runs ~ ') as evaluated'
+        ~ ' where evaluated.run_uuid = held.run_uuid)'
+    ) }};
+    insert into {{ target_table }}
+    select * from {{ source_table }}
+    where {{ run_uuid_in(
+        'select evaluated.run_uuid from (' ~ evaluated_runs ~ ') as evaluated'
+        ~ ' where not exists (select 1 from ' ~ target_table ~ ' as held'
+        ~ ' where held.run_uuid = evaluated.run_uuid)'
+    ) }};
+{% endmacro %}
+
+{#- Whether two relations have the same columns, in the same order, of the same types (false
+    when either does not exist). -#}
+{% macro same_columns(left_relation, right_relation) %}
+    {% if not execute %}
+        {{ return(false) }}
+    {% endif %}
+    {% set query %}
+        select coalesce(
+            (
+                select array_agg(attname || ' ' || format_type(atttypid, atttypmod) order by attnum)
+                from pg_attribute
+                where attrelid = to_regclass({{ sql_string(left_relation) }}) and attnum > 0 and not attisdropped
+            ) = (
+                select array_agg(attname || ' ' || format_type(atttypid, atttypmod) order by attnum)
+                from pg_attribute
+                where attrelid = to_regclass({{ sql_string(right_relation) }}) and attnum > 0 and not attisdropped
+            ),
+            false
+        )
+    {% endset %}
+    {{ return(run_query(query).columns[0].values()[0]) }}
 {% endmacro %}
 
 {#- The reporting role (var reporter_role) may read the published marts, if it exists. -#}

@@ -83,11 +83,11 @@ def named(items: list[dict], name: str) -> dict:
 
 def mart_reads_source(p: Path) -> None:
     replace(p / "models/marts/evaluation/fct_confusion_matrix.sql",
-            "{{ ref('fct_predictions') }}", "{{ source('dataset', 'predictions') }}")
+            "{{ ref('stg_dataset__predictions') }}", "{{ source('dataset', 'predictions') }}")
 
 
 def intermediate_reads_source_and_model(p: Path) -> None:
-    replace(p / "models/intermediate/evaluation/int_run_class_roc_auc.sql",
+    replace(p / "models/intermediate/evaluation/int_run_class_scores_summarized.sql",
             "{{ ref('stg_dataset__prediction_scores') }}", "{{ source('dataset', 'prediction_scores') }}")
 
 
@@ -150,10 +150,12 @@ NO_KEY = ": add unique + not_null on its key, unique_combination_of_columns, or 
 BREAKAGES = {
     "mart reads a source": (mart_reads_source, [
         "model fct_confusion_matrix reads source dataset.predictions: only staging models may read sources",
+        "model fct_confusion_matrix reads source dataset.predictions and model int_runs_classified: "
+        "no model may read both a source and a model",
     ]),
     "model reads a source and a model": (intermediate_reads_source_and_model, [
-        "model int_run_class_roc_auc reads source dataset.prediction_scores: only staging models may read sources",
-        "model int_run_class_roc_auc reads source dataset.prediction_scores and model fct_predictions: "
+        "model int_run_class_scores_summarized reads source dataset.prediction_scores: only staging models may read sources",
+        "model int_run_class_scores_summarized reads source dataset.prediction_scores and model int_runs_classified: "
         "no model may read both a source and a model",
     ]),
     "staging reads a model": (staging_reads_model, [
@@ -238,12 +240,12 @@ def test_marts_may_be_named_after_the_lineage_graph(manifest: dict):
 
 def test_an_enforced_primary_key_constraint_is_a_primary_key(manifest: dict):
     edited = copy.deepcopy(manifest)
-    for test in edited["nodes"].values():  # drop every test of fct_predictions
-        if test.get("attached_node") == "model.ml_eval.fct_predictions":
+    for test in edited["nodes"].values():  # drop every test of fct_confusion_matrix
+        if test.get("attached_node") == "model.ml_eval.fct_confusion_matrix":
             test["attached_node"] = None
-    assert not [m for m in rules.check(edited) if m.startswith("model fct_predictions has no primary-key")]
-    mart(edited, "fct_predictions")["config"]["contract"]["enforced"] = False
-    assert "model fct_predictions has no primary-key test" + NO_KEY in rules.check(edited)
+    assert not [m for m in rules.check(edited) if m.startswith("model fct_confusion_matrix has no primary-key")]
+    mart(edited, "fct_confusion_matrix")["config"]["contract"]["enforced"] = False
+    assert "model fct_confusion_matrix has no primary-key test" + NO_KEY in rules.check(edited)
 
 
 def test_the_catalog_finds_undeclared_and_missing_columns(manifest: dict):

@@ -30,11 +30,9 @@ TABLES = (
     "marts.fct_run_evaluation",
     "marts.fct_metric_history",
     "marts.rpt_model_leaderboard",
-    "intermediate.int_run_class_roc_auc",
-    "intermediate.int_run_probabilities_summarized",
+    "intermediate.int_run_class_scores_summarized",
 )
-INCREMENTAL = ("fct_predictions", "fct_confusion_matrix", "fct_class_metrics", "fct_metric_history",
-               "int_run_class_roc_auc", "int_run_probabilities_summarized")  # fmt: skip
+INCREMENTAL = ("fct_confusion_matrix", "fct_class_metrics", "fct_metric_history", "int_run_class_scores_summarized")
 
 
 def _dbt(args: list[str], database: wh.Warehouse, target: Path) -> dict[str, int]:
@@ -158,7 +156,10 @@ def test_a_rerun_adds_nothing(life):
 
 
 def test_one_more_run_is_added_and_equals_a_full_refresh(life):
-    assert life["added_rows"]["fct_predictions"] == SAMPLES  # that run's rows, nothing else
+    # that run's rows, nothing else: its 3 x 3 confusion matrix and its 3 scored classes
+    assert life["added_rows"]["fct_confusion_matrix"] == 9
+    assert life["added_rows"]["int_run_class_scores_summarized"] == 3
+    assert len([row for row in life["after_one_run"]["marts.fct_predictions"] if row[1] == life["added"]]) == SAMPLES
     assert life["added"] in _runs_in(life["after_one_run"], "marts.fct_run_evaluation")
     assert _differences(life["after_one_run"], life["after_one_run_full"]) == []
 

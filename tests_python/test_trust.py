@@ -97,12 +97,14 @@ class Baseline:
 
 
 def checksums(database: wh.Warehouse, schema: str) -> dict[str, str]:
-    """md5 of every table's rows in `schema`, read as the administrator."""
+    """md5 of the rows of every table and view in `schema`, read as the administrator."""
     with database.connect() as conn:
         tables = [
             r[0]
             for r in conn.execute(
-                "select tablename from pg_tables where schemaname = %s order by 1", (schema,)
+                "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+                " where n.nspname = %s and c.relkind in ('r', 'v') order by 1",
+                (schema,),
             )
         ]
         return {

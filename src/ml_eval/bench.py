@@ -11,7 +11,8 @@ warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
    --full-refresh;
 4. the floor: one `group by run, actual class, predicted class` count over the predictions
    joined to their targets, the least any confusion matrix costs (best of three, client
-   timing, rows fetched);
+   timing, rows fetched); and the floor of exact ROC AUC: one rank of every class
+   probability within its run and class, the least any Mann-Whitney AUC costs (once);
 5. the route a user would otherwise take (up to --pandas-max predictions): read the rows
    into pandas and compute each run's metrics with scikit-learn (`pandas_route`), in a child
    process, with its peak RSS.
@@ -192,6 +193,7 @@ class SizeResult:
     full: Build | None = None
     incremental: Build | None = None
     floor: float = 0.0
+    auc_floor: float | None = None
     pandas: dict | None = None
 
     @property
@@ -274,8 +276,19 @@ group by p.run_uuid, t.class, p.class
 """
 
 
-def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3) -> float:
-    """Best client time of the floor query (all result rows fetched)."""
+# Exact ROC AUC ranks every class probability among its run's probabilities of that class;
+# no count can stand in for it. The least SQL that does it: one window, nothing else.
+AUC_FLOOR_SQL = """
+select count(*) from (
+    select rank() over (partition by p.run_uuid, s.class order by s.probability)
+    from {schema}.predictions as p
+    inner join {schema}.prediction_scores as s on s.prediction_id = p.prediction_id
+) as ranked
+"""
+
+
+def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3, query: str = FLOOR_SQL) -> float:
+    """Best client time of a floor query (all result rows fetched)."""
     from ml_eval import predictions as pred
 
     best = math.inf
@@ -283,7 +296,7 @@ def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3
     with warehouse.connect(**kwargs) as conn:
         for _ in range(repeat):
             started = time.perf_counter()
-            conn.execute(FLOOR_SQL.format(schema=pred.dataset_schema())).fetchall()
+            conn.execute(query.format(schema=pred.dataset_schema())).fetchall()
             best = min(best, time.perf_counter() - started)
     return best
 
@@ -318,6 +331,7 @@ def bench_size(
         result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
         report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
         result.floor = floor_seconds(warehouse, pg_options)
+        result.auc_floor = floor_seconds(warehouse, pg_options, repeat=1, query=AUC_FLOOR_SQL)
         if runs * samples <= pandas_max:
             report(f"{runs}x{samples}: pandas + scikit-learn route")
             env = {**os.environ, **warehouse.env()}
@@ -396,16 +410,18 @@ def table(results: list[SizeResult]) -> list[str]:
     row("generate: COPY rows", [_seconds(r.copy_seconds) for r in results])
     row("full build: wall", [_seconds(build(r, "full", "wall")) for r in results])
     row("full build: SQL (models)", [_seconds(build(r, "full", "sql")) for r in results])
-    for model in ("fct_predictions", "int_run_class_roc_auc", "fct_confusion_matrix"):
+    for model in ("int_run_class_scores_summarized", "fct_confusion_matrix"):
         row(f"  of which {model}", [_seconds(r.full.model_seconds.get(model)) if r.full else "-" for r in results])
     row("  of which evaluation models", [_seconds(build(r, "full", "evaluation_sql")) for r in results])
     row("+1 run incremental: wall", [_seconds(build(r, "incremental", "wall")) for r in results])
     row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
     row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
     row("floor: group-by count", [_seconds(r.floor) for r in results])
+    row("ROC AUC floor: rank every probability", [_seconds(r.auc_floor) for r in results])
     row("pandas route: read", [_seconds(r.pandas["read_seconds"]) if r.pandas else "-" for r in results])
     row("pandas route: sklearn", [_seconds(r.pandas["compute_seconds"]) if r.pandas else "-" for r in results])
     row("marts SQL / floor    (goal <= 2 at 10M)", [_ratio(build(r, "full", "sql"), r.floor) for r in results])
+    row("marts SQL / ROC AUC floor", [_ratio(build(r, "full", "sql"), r.auc_floor) for r in results])
     row("  fct_confusion_matrix / floor", [
         _ratio(r.full.model_seconds.get("fct_confusion_matrix"), r.floor) if r.full else "-" for r in results
     ])  # fmt: skip

@@ -1,6 +1,7 @@
 -- The dense K x K grid of each run, zero cells included. A run's classes are those in its
 -- targets or its predictions, as scikit-learn's confusion_matrix(labels=None) takes them.
--- Incremental by run, like fct_predictions: the runs it gained are added, the runs it lost removed.
+-- Incremental by run (macros/incremental_helpers.sql): a build adds the runs evaluated since
+-- the last one and first removes the runs no longer evaluated (deleted, failed).
 {{
     config(
         materialized='incremental',
@@ -8,28 +9,49 @@
         on_schema_change='fail',
         indexes=[{'columns': ['run_uuid']}],
         post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook="{{ delete_stale_runs(distinct_run_uuids(relation_of('fct_predictions'), many_rows_per_run=true)) }}",
+        pre_hook="{{ delete_stale_runs(
+            'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
+        ) }}",
     )
 }}
 
--- the parent, referred to once: the filter of new runs reads the same relation
-{%- set fct_predictions -%}{{ ref('fct_predictions') }}{%- endset %}
+{%- set runs_classified -%}{{ ref('int_runs_classified') }}{%- endset %}
 
 with
 
 predictions as (
-    select * from {{ fct_predictions }}
-    {{ where_run_is_new(fct_predictions, many_rows_per_run=true) }}
+    select * from {{ ref('stg_dataset__predictions') }}
+    {%- if is_incremental() %}
+        -- only the runs evaluated since the last build, through the run_uuid index
+        where {{ run_uuid_in(
+            'select classified.run_uuid from ' ~ runs_classified ~ ' as classified'
+            ~ ' where classified.is_evaluated and ' ~ run_is_new('classified.run_uuid')
+        ) }}
+    {%- endif %}
 ),
 
+targets as (
+    select * from {{ ref('stg_dataset__targets') }}
+),
+
+runs as (
+    select * from {{ runs_classified }}
+    where is_evaluated
+),
+
+-- the least work any evaluation does: one count per cell over predictions and targets
 cell_counts as (
     select
-        run_uuid,
-        actual_class,
-        predicted_class,
+        predictions.run_uuid,
+        targets.actual_class,
+        predictions.predicted_class,
         count(*) as n
     from predictions
-    group by run_uuid, actual_class, predicted_class
+    inner join runs
+        on predictions.run_uuid = runs.run_uuid
+    inner join targets
+        on predictions.sample_index = targets.sample_index
+    group by predictions.run_uuid, targets.actual_class, predictions.predicted_class
 ),
 
 run_classes as (

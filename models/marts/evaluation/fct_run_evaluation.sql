@@ -29,12 +29,8 @@ class_metrics as (
     select * from {{ ref('fct_class_metrics') }}
 ),
 
-probability_summary as (
-    select * from {{ ref('int_run_probabilities_summarized') }}
-),
-
-class_roc_auc as (
-    select * from {{ ref('int_run_class_roc_auc') }}
+class_scores as (
+    select * from {{ ref('int_run_class_scores_summarized') }}
 ),
 
 -- Sums over the classes of each run; the confusion matrix holds everything they need.
@@ -59,20 +55,24 @@ class_summary as (
     group by run_uuid
 ),
 
--- macro average over the scored classes; with two classes scikit-learn scores the
--- greater label only, which is what a binary ROC AUC is.
-roc_auc_summary as (
+-- Per run, over its scored classes: ROC AUC as a macro average (with two classes
+-- scikit-learn scores the greater label only, which is what a binary ROC AUC is), and the
+-- log-loss terms of the predictions whose true class is scored.
+score_summary as (
     select
         run_uuid,
         case
             when count(*) = 2 then max(roc_auc) filter (where score_class = max_class)
             when bool_and(roc_auc is not null) then avg(roc_auc)
-        end as roc_auc
+        end as roc_auc,
+        cast(sum(n_positive) as bigint) as n_scored_truths,
+        sum(positive_log_loss_sum) as scored_log_loss_sum,
+        max(n_run_probability_sums_off) = 0 as probabilities_sum_to_one
     from (
         select
             *,
             max(score_class) over (partition by run_uuid) as max_class
-        from class_roc_auc
+        from class_scores
     ) as with_max
     group by run_uuid
 ),
@@ -82,11 +82,11 @@ roc_auc_summary as (
 unscored_truths as (
     select distinct class_metrics.run_uuid
     from class_metrics
-    left join class_roc_auc
+    left join class_scores
         on
-            class_metrics.run_uuid = class_roc_auc.run_uuid
-            and class_metrics.class_label = class_roc_auc.score_class
-    where class_metrics.support > 0 and class_roc_auc.score_class is null
+            class_metrics.run_uuid = class_scores.run_uuid
+            and class_metrics.class_label = class_scores.score_class
+    where class_metrics.support > 0 and class_scores.score_class is null
 ),
 
 logged as (
@@ -155,9 +155,15 @@ metrics as (
             ), 0),
             0
         ) as mcc,
-        probability_summary.log_loss,
-        case when unscored_truths.run_uuid is null then roc_auc_summary.roc_auc end as roc_auc,
-        probability_summary.probabilities_sum_to_one,
+        -- a true class without a stored probability scores 0, clipped to eps as scikit-learn
+        (
+            coalesce(score_summary.scored_log_loss_sum, 0)
+            + (class_summary.n_predictions - coalesce(score_summary.n_scored_truths, 0))
+            * -ln(cast(2.220446049250313e-16 as {{ dbt.type_float() }}))
+        )
+        / class_summary.n_predictions as log_loss,
+        case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
+        score_summary.probabilities_sum_to_one,
         logged.logged_example_count,
         logged.logged_accuracy,
         logged.logged_precision_weighted,
@@ -174,10 +180,8 @@ metrics as (
         on runs.run_uuid = family_tags.run_uuid
     inner join class_summary
         on runs.run_uuid = class_summary.run_uuid
-    left join probability_summary
-        on runs.run_uuid = probability_summary.run_uuid
-    left join roc_auc_summary
-        on runs.run_uuid = roc_auc_summary.run_uuid
+    left join score_summary
+        on runs.run_uuid = score_summary.run_uuid
     left join unscored_truths
         on runs.run_uuid = unscored_truths.run_uuid
     left join logged

@@ -1,0 +1,133 @@
+-- What the class probabilities of each evaluated run say, per scored class: the one-vs-rest
+-- ROC AUC (the Mann-Whitney statistic with average ranks for ties, the same number as the
+-- area under scikit-learn's ROC curve) and the log-loss terms of the predictions whose true
+-- class it is. The run's own count of predictions whose probabilities do not sum to one is
+-- repeated on each of its rows. Every probability is read once, in one pass per run.
+-- A table, incremental by run (macros/incremental_helpers.sql): ranking sorts every score of
+-- a run, so a build ranks only the runs evaluated since the last one.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['run_uuid']}],
+        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
+        pre_hook="{{ delete_stale_runs(
+            'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
+        ) }}",
+    )
+}}
+
+with
+
+-- the runs to summarize: every evaluated run in a full build, the new ones otherwise
+runs as (
+    select classified.run_uuid from {{ ref('int_runs_classified') }} as classified
+    where classified.is_evaluated and {{ run_is_new('classified.run_uuid') }}
+),
+
+-- not materialized: each is read inside the per-run lookup below, never in full
+predictions as not materialized (
+    select * from {{ ref('stg_dataset__predictions') }}
+),
+
+targets as not materialized (
+    select * from {{ ref('stg_dataset__targets') }}
+),
+
+scores as not materialized (
+    select * from {{ ref('stg_dataset__prediction_scores') }}
+),
+
+-- One run at a time (a lateral join): its predictions through the run_uuid index, their
+-- scores through the scores' primary key, sorted in memory. No sort of every score of
+-- every run, and only the new runs' rows in an incremental build.
+-- Twice the average rank of a score is an integer, from one window: the rank of the first
+-- and of the last of its ties (count(*) with the default range frame counts the ties too).
+-- It is halved once per class: exact, and no numeric arithmetic per row.
+per_class as (
+    select
+        runs.run_uuid,
+        run_classes.score_class,
+        run_classes.n_positive,
+        run_classes.n_negative,
+        run_classes.positive_rank_sum,
+        run_classes.positive_log_loss_sum,
+        run_classes.n_run_probability_sums_off
+    from runs
+    -- a correlated subquery cannot be a CTE of the model: the rule does not apply
+    cross join lateral (  -- noqa: ST05
+        with
+
+        run_scores as materialized (
+            select
+                scores.prediction_id,
+                scores.score_class,
+                scores.probability,
+                targets.actual_class = scores.score_class as is_positive
+            from predictions
+            inner join targets
+                on predictions.sample_index = targets.sample_index
+            inner join scores
+                on predictions.prediction_id = scores.prediction_id
+            where predictions.run_uuid = runs.run_uuid
+        ),
+
+        ranked as (
+            select
+                score_class,
+                is_positive,
+                probability,
+                rank() over by_probability + count(*) over by_probability as double_average_rank
+            from run_scores
+            window by_probability as (partition by score_class order by probability)
+        ),
+
+        sums_off as (
+            select count(*) as n_predictions
+            from (
+                select prediction_id
+                from run_scores
+                group by prediction_id
+                having abs(sum(probability) - 1) > {{ var('probability_tolerance', 1e-6) }}
+            ) as off_predictions
+        )
+
+        select
+            ranked.score_class,
+            count(*) filter (where ranked.is_positive) as n_positive,
+            count(*) filter (where not ranked.is_positive) as n_negative,
+            sum(ranked.double_average_rank) filter (where ranked.is_positive) / 2.0 as positive_rank_sum,
+            -- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
+            -- (numpy's float64 machine epsilon), exactly as scikit-learn does
+            coalesce(sum(
+                -ln(greatest(least(ranked.probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
+            ) filter (where ranked.is_positive), 0) as positive_log_loss_sum,
+            max(sums_off.n_predictions) as n_run_probability_sums_off
+        from ranked
+        cross join sums_off
+        group by ranked.score_class
+    ) as run_classes
+),
+
+final as (
+    select
+        run_uuid,
+        score_class,
+        n_positive,
+        n_negative,
+        case
+            when n_positive > 0 and n_negative > 0
+                then
+                    (
+                        cast(positive_rank_sum as {{ dbt.type_float() }})
+                        - n_positive * (n_positive + 1) / 2.0
+                    )
+                    / (cast(n_positive as {{ dbt.type_float() }}) * n_negative)
+        end as roc_auc,
+        positive_log_loss_sum,
+        n_run_probability_sums_off
+    from per_class
+)
+
+select * from final
