@@ -135,3 +135,18 @@
 {% macro postgres__vacuum_after_full_build() -%}
     vacuum (analyze) {{ this }}
 {%- endmacro %}
+
+
+{#- Pre-hook of a model that aggregates millions of rows: this transaction's work_mem (var
+    evaluation_work_mem, default 64MB), so a hash aggregate of a cell per run and class
+    stays in memory instead of spilling to disk under PostgreSQL's default of 4MB. -#}
+{% macro set_local_work_mem() %}
+    {{- return(adapter.dispatch('set_local_work_mem', 'ml_eval')()) -}}
+{% endmacro %}
+
+{% macro default__set_local_work_mem() -%}
+{%- endmacro %}
+
+{% macro postgres__set_local_work_mem() -%}
+    set local work_mem = {{ sql_string(var('evaluation_work_mem', '64MB')) }}
+{%- endmacro %}

@@ -7,8 +7,9 @@ warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
 2. full build: `dbt run --full-refresh --select +path:models/marts/evaluation` as a child
    process: wall time, SQL time (the sum of the models' `execution_time` in
    run_results.json), peak RSS of the dbt process;
-3. incremental build: one more run generated, then the same `dbt run` without
-   --full-refresh;
+3. incremental builds: the same `dbt run` without --full-refresh, first with nothing new
+   (what every build costs: dbt's work per model, and the models rebuilt whole, which read
+   a row or a few per run), then after one more run was generated;
 4. the floor: one `group by run, actual class, predicted class` count over the predictions
    joined to their targets, the least any confusion matrix costs (best of three, client
    timing, rows fetched); and the floor of exact ROC AUC: one rank of every class
@@ -191,6 +192,7 @@ class SizeResult:
     copy_seconds: float = 0.0
     analyze_seconds: float = 0.0
     full: Build | None = None
+    nothing_new: Build | None = None
     incremental: Build | None = None
     floor: float = 0.0
     auc_floor: float | None = None
@@ -327,6 +329,7 @@ def bench_size(
         report(f"{runs}x{samples}: full build")
         result.full = run_dbt_timed(["run", "--full-refresh", "--select", SELECTION], warehouse, work, pg_options)
         report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
+        result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
         scale.generate(warehouse, 1, samples, seed=seed, first_ordinal=runs, threads=1)
         result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
         report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
@@ -413,6 +416,7 @@ def table(results: list[SizeResult]) -> list[str]:
     for model in ("int_run_class_scores_summarized", "fct_confusion_matrix"):
         row(f"  of which {model}", [_seconds(r.full.model_seconds.get(model)) if r.full else "-" for r in results])
     row("  of which evaluation models", [_seconds(build(r, "full", "evaluation_sql")) for r in results])
+    row("incremental, nothing new: SQL", [_seconds(build(r, "nothing_new", "sql")) for r in results])
     row("+1 run incremental: wall", [_seconds(build(r, "incremental", "wall")) for r in results])
     row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
     row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
@@ -430,6 +434,12 @@ def table(results: list[SizeResult]) -> list[str]:
     ])  # fmt: skip
     row("  evaluation models only", [
         _ratio(build(r, "incremental", "evaluation_sql"), build(r, "full", "evaluation_sql"), percent=True)
+        for r in results
+    ])  # fmt: skip
+    row("  one run's own cost (+1 run - nothing new)", [
+        _ratio(
+            build(r, "incremental", "sql") - build(r, "nothing_new", "sql"), build(r, "full", "sql"), percent=True
+        ) if r.incremental and r.nothing_new else "-"
         for r in results
     ])  # fmt: skip
     row("incremental / full wall", [

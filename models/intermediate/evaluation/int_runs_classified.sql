@@ -1,8 +1,10 @@
 -- Which runs are evaluated: finished, not deleted, with predictions. The others are
 -- kept with the reason they were left out, so they are counted rather than dropped.
--- Predictions are looked up per run (an index probe) rather than counted for all runs
--- in one scan: a query that only asks which runs are evaluated never counts millions of
--- rows, and the count is made only where n_predictions is selected.
+-- A table of a row per run, not a view: every evaluation model reads it, so it is computed
+-- once per build, and a plan that joins it to millions of predictions may run in parallel
+-- (a view's per-run lookups would keep such a plan to one process) with real statistics.
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+
 with
 
 runs as (
@@ -13,7 +15,7 @@ experiments as (
     select * from {{ ref('stg_mlflow__experiments') }}
 ),
 
--- not materialized: inlined into each per-run lookup below, never read in full
+-- not materialized: inlined into the per-run lookup below (an index probe), never read in full
 predictions as not materialized (
     select * from {{ ref('stg_dataset__predictions') }}
 ),
@@ -24,10 +26,6 @@ classified as (
         runs.experiment_id,
         runs.run_status,
         runs.is_deleted or coalesce(experiments.is_deleted, false) as is_deleted,
-        (
-            select count(*) from predictions
-            where predictions.run_uuid = runs.run_uuid
-        ) as n_predictions,
         case
             when runs.is_deleted then 'run deleted'
             when experiments.is_deleted then 'experiment deleted'

@@ -9,9 +9,12 @@
         on_schema_change='fail',
         indexes=[{'columns': ['run_uuid']}],
         post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook="{{ delete_stale_runs(
-            'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
-        ) }}",
+        pre_hook=[
+            "{{ delete_stale_runs(
+                'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
+            ) }}",
+            "{{ set_local_work_mem() }}",
+        ],
     )
 }}
 

@@ -26,6 +26,24 @@ classified as (
     select * from {{ ref('int_runs_classified') }}
 ),
 
+confusion as (
+    select * from {{ ref('fct_confusion_matrix') }}
+),
+
+-- not materialized: inlined into the per-run count below (an index probe), never read in full
+predictions as not materialized (
+    select * from {{ ref('stg_dataset__predictions') }}
+),
+
+-- an evaluated run's predictions are counted in its confusion matrix already
+evaluated_counts as (
+    select
+        run_uuid,
+        cast(sum(n) as bigint) as n_predictions
+    from confusion
+    group by run_uuid
+),
+
 param_objects as (
     select
         run_uuid,
@@ -73,12 +91,19 @@ final as (
         {{ duration_seconds('runs.started_at', 'runs.ended_at') }} as duration_seconds,
         tag_objects.model_family,
         tag_objects.git_commit,
-        coalesce(param_objects.params, '{}'::jsonb) as params,
-        coalesce(tag_objects.tags, '{}'::jsonb) as tags,
+        coalesce(param_objects.params, cast('{}' as jsonb)) as params,
+        coalesce(tag_objects.tags, cast('{}' as jsonb)) as tags,
         registrations.registered_versions,
         registrations.aliases,
         coalesce(registrations.is_champion, false) as is_champion,
-        classified.n_predictions,
+        -- only the runs left out of evaluation are counted here, through the run_uuid index
+        coalesce(
+            evaluated_counts.n_predictions,
+            (
+                select count(*) from predictions
+                where predictions.run_uuid = runs.run_uuid
+            )
+        ) as n_predictions,
         classified.is_evaluated,
         classified.exclusion_reason
     from runs
@@ -92,6 +117,8 @@ final as (
         on runs.run_uuid = registrations.run_uuid
     inner join classified
         on runs.run_uuid = classified.run_uuid
+    left join evaluated_counts
+        on runs.run_uuid = evaluated_counts.run_uuid
 )
 
 select * from final
