@@ -1,8 +1,8 @@
 -- What the class probabilities of each evaluated run say, per scored class: the one-vs-rest
 -- ROC AUC (the Mann-Whitney statistic with average ranks for ties, the same number as the
--- area under scikit-learn's ROC curve) and the log-loss terms of the predictions whose true
--- class it is. The run's own count of predictions whose probabilities do not sum to one is
--- repeated on each of its rows. Every probability is read once, in one pass per run.
+-- area under scikit-learn's ROC curve), the log-loss terms of the predictions whose true
+-- class it is, and how many predictions scored in it have probabilities that do not sum to
+-- one. Every probability is read once, in one pass per run.
 -- A table, incremental by run (macros/incremental_helpers.sql): ranking sorts every score of
 -- a run, so a build ranks only the runs evaluated since the last one.
 {{
@@ -45,6 +45,8 @@ scores as not materialized (
 -- Twice the average rank of a score is an integer, from one window: the rank of the first
 -- and of the last of its ties (count(*) with the default range frame counts the ties too).
 -- It is halved once per class: exact, and no numeric arithmetic per row.
+-- Nothing is materialized inside: at 10,000 runs a CTE written out per run, or a hash
+-- table built per run, cost more than the ranking itself (measured).
 per_class as (
     select
         runs.run_uuid,
@@ -53,60 +55,50 @@ per_class as (
         run_classes.n_negative,
         run_classes.positive_rank_sum,
         run_classes.positive_log_loss_sum,
-        run_classes.n_run_probability_sums_off
+        run_classes.n_probability_sums_off
     from runs
     -- a correlated subquery cannot be a CTE of the model: the rule does not apply
     cross join lateral (  -- noqa: ST05
         with
 
-        run_scores as materialized (
+        ranked as (
             select
-                scores.prediction_id,
                 scores.score_class,
                 scores.probability,
-                targets.actual_class = scores.score_class as is_positive
+                targets.actual_class = scores.score_class as is_positive,
+                prediction_totals.is_sum_off,
+                rank() over by_probability + count(*) over by_probability as double_average_rank
             from predictions
             inner join targets
                 on predictions.sample_index = targets.sample_index
+            -- whether the prediction's probabilities sum to one: a probe of its few scores
+            cross join
+                lateral (  -- noqa: ST05
+                    select
+                        abs(sum(all_scores.probability) - 1)
+                        > {{ var('probability_tolerance', 1e-6) }} as is_sum_off
+                    from scores as all_scores
+                    where all_scores.prediction_id = predictions.prediction_id
+                ) as prediction_totals
             inner join scores
                 on predictions.prediction_id = scores.prediction_id
             where predictions.run_uuid = runs.run_uuid
-        ),
-
-        ranked as (
-            select
-                score_class,
-                is_positive,
-                probability,
-                rank() over by_probability + count(*) over by_probability as double_average_rank
-            from run_scores
-            window by_probability as (partition by score_class order by probability)
-        ),
-
-        sums_off as (
-            select count(*) as n_predictions
-            from (
-                select prediction_id
-                from run_scores
-                group by prediction_id
-                having abs(sum(probability) - 1) > {{ var('probability_tolerance', 1e-6) }}
-            ) as off_predictions
+            window by_probability as (partition by scores.score_class order by scores.probability)
         )
 
         select
-            ranked.score_class,
-            count(*) filter (where ranked.is_positive) as n_positive,
-            count(*) filter (where not ranked.is_positive) as n_negative,
-            sum(ranked.double_average_rank) filter (where ranked.is_positive) / 2.0 as positive_rank_sum,
+            score_class,
+            count(*) filter (where is_positive) as n_positive,
+            count(*) filter (where not is_positive) as n_negative,
+            sum(double_average_rank) filter (where is_positive) / 2.0 as positive_rank_sum,
             -- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
             -- (numpy's float64 machine epsilon), exactly as scikit-learn does
             coalesce(sum(
-                -ln(greatest(least(ranked.probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
-            ) filter (where ranked.is_positive), 0) as positive_log_loss_sum,
-            max(sums_off.n_predictions) as n_run_probability_sums_off
+                -ln(greatest(least(probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
+            ) filter (where is_positive), 0) as positive_log_loss_sum,
+            count(*) filter (where is_sum_off) as n_probability_sums_off
         from ranked
-        cross join sums_off
-        group by ranked.score_class
+        group by score_class
     ) as run_classes
 ),
 
@@ -126,7 +118,7 @@ final as (
                     / (cast(n_positive as {{ dbt.type_float() }}) * n_negative)
         end as roc_auc,
         positive_log_loss_sum,
-        n_run_probability_sums_off
+        n_probability_sums_off
     from per_class
 )
 

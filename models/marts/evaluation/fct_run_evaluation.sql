@@ -67,7 +67,7 @@ score_summary as (
         end as roc_auc,
         cast(sum(n_positive) as bigint) as n_scored_truths,
         sum(positive_log_loss_sum) as scored_log_loss_sum,
-        max(n_run_probability_sums_off) = 0 as probabilities_sum_to_one
+        sum(n_probability_sums_off) = 0 as probabilities_sum_to_one
     from (
         select
             *,
