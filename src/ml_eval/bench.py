@@ -280,9 +280,11 @@ group by p.run_uuid, t.class, p.class
 
 # Exact ROC AUC ranks every class probability among its run's probabilities of that class;
 # no count can stand in for it. The least SQL that does it: one window, nothing else.
+# (The ranks are summed: under a bare count(*) PostgreSQL drops the unused window, sort
+# and all, and times a join instead.)
 AUC_FLOOR_SQL = """
-select count(*) from (
-    select rank() over (partition by p.run_uuid, s.class order by s.probability)
+select sum(probability_rank) from (
+    select rank() over (partition by p.run_uuid, s.class order by s.probability) as probability_rank
     from {schema}.predictions as p
     inner join {schema}.prediction_scores as s on s.prediction_id = p.prediction_id
 ) as ranked
