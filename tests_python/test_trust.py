@@ -371,6 +371,36 @@ def test_once_the_input_is_repaired_the_next_build_publishes_it(baseline, disagr
     assert history == [(0, 0.123, False), (1, 1.0, True)]
 
 
+def _published_predictions(database: wh.Warehouse) -> tuple[int, dict[str, int]]:
+    """The published fct_predictions table's oid, and its rows per run."""
+    with database.connect() as conn:
+        oid = conn.execute("select 'published.fct_predictions'::regclass::oid").fetchone()[0]
+        runs = dict(conn.execute("select run_uuid, count(*) from published.fct_predictions group by run_uuid"))
+    return oid, runs
+
+
+def test_published_predictions_gain_and_lose_whole_runs(baseline: Baseline):
+    """fct_predictions is published run by run: the published table is kept (same oid, no
+    copy of every row), a run deleted since leaves it, a new run joins it, and it equals the
+    mart; a --full-refresh build copies it whole (a new table) with the same rows."""
+    copy = baseline.clone("by_run")
+    before, runs_before = _published_predictions(copy)
+    assert set(runs_before) == {baseline.runs["good"], baseline.runs["spare"]}
+    url = copy.sqlalchemy_url("mlflow")
+    MlflowClient(url, url).delete_run(baseline.runs["spare"])
+    added = _produce(copy, Batch.good(), "added after publishing")
+    run_dbt(["build"], baseline.as_role(NAMES.transformer, copy.database))
+    after, runs_after = _published_predictions(copy)
+    assert after == before
+    assert runs_after == {baseline.runs["good"]: 178, added: 178}
+    published = checksums(copy, "published")
+    assert published == checksums(copy, "marts")
+    run_dbt(["build", "--full-refresh"], baseline.as_role(NAMES.transformer, copy.database))
+    rebuilt, _ = _published_predictions(copy)
+    assert rebuilt != before
+    assert checksums(copy, "published") == published
+
+
 # --- runs that are not evaluated, metric values MLflow cannot store, odd text -------------
 
 
