@@ -8,7 +8,7 @@
 
 
 {#- The distinct run_uuids of `relation`, as a query. With `many_rows_per_run` (a relation
-    of millions of rows for thousands of runs, like fct_predictions), on PostgreSQL a loose
+    of millions of rows for thousands of runs, like the published fct_predictions), on PostgreSQL a loose
     index scan: one descent of the relation's run_uuid index per run, not a scan of every
     row. A relation of a few rows per run is cheaper to read whole. -#}
 {% macro distinct_run_uuids(relation, many_rows_per_run=false) %}

@@ -35,28 +35,44 @@
         {{ return('') }}
     {% endif %}
     {% set next_schema = published ~ '__next' %}
+    {% set whole = [] %}
+    {% set by_run = [] %}
+    {% for node in marts %}
+        {% do (by_run if (node.config.meta or {}).get('publish') == 'by_run' else whole).append(node) %}
+    {% endfor %}
     {% set statements %}
         begin;
         drop schema if exists {{ adapter.quote(next_schema) }} cascade;
         create schema {{ adapter.quote(next_schema) }};
-        {% for node in marts %}
+        {% for node in whole %}
+            {%- set source_table = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.alias) -%}
+            {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) %}
+            -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
+            create table {{ target_table }} (like {{ source_table }} including all);
+            insert into {{ target_table }} select * from {{ source_table }};
+        {% endfor %}
+        {#- last, so that the published copies they move are locked for the least time -#}
+        {% for node in by_run %}
             {%- set source_table = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.alias) -%}
             {%- set published_table = adapter.quote(published) ~ '.' ~ adapter.quote(node.alias) -%}
             {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) -%}
-            {%- set by_run = (node.config.meta or {}).get('publish') == 'by_run' %}
-            {% if by_run and not flags.FULL_REFRESH and same_columns(source_table, published_table) %}
+            {%- set runs_index = adapter.quote(node.alias ~ '__published_runs') -%}
+            {%- set fingerprint = definition_fingerprint(node) %}
+            {% if not flags.FULL_REFRESH and same_columns(source_table, published_table)
+                and published_fingerprint(published, node.alias ~ '__published_runs') == fingerprint %}
                 -- run by run: the published copy moves over (no rows are copied), loses the
                 -- runs no longer evaluated and gains the runs evaluated since
                 alter table {{ published_table }} set schema {{ adapter.quote(next_schema) }};
                 {{ publish_runs(source_table, target_table) }}
             {% else %}
-                -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
+                -- whole: first publish, full refresh, or the mart's definition changed
                 create table {{ target_table }} (like {{ source_table }} including all);
                 insert into {{ target_table }} select * from {{ source_table }};
-                {% if by_run %}
-                    create index on {{ target_table }} (run_uuid);
-                {% endif %}
+                create index {{ runs_index }} on {{ target_table }} (run_uuid);
+                analyze {{ target_table }};
             {% endif %}
+            -- what the copy was made from: the next publish copies it whole if that changed
+            comment on index {{ adapter.quote(next_schema) }}.{{ runs_index }} is {{ sql_string(fingerprint) }};
         {% endfor %}
         drop schema if exists {{ adapter.quote(published) }} cascade;
         alter schema {{ adapter.quote(next_schema) }} rename to {{ adapter.quote(published) }};
@@ -70,8 +86,9 @@
 {#- Bring `target_table`, the published copy of a mart configured `meta: {publish: by_run}`,
     up to date with the mart `source_table` one run at a time. Such a mart holds the rows of
     the evaluated runs (int_runs_classified.is_evaluated), and a run's rows do not change once
-    it is evaluated (the producer writes a run's batch once); `dbt build --full-refresh`
-    copies it whole again. The cost is in proportion to the runs that changed. -#}
+    it is evaluated (the producer writes a run's batch once); what could change them (the
+    mart's SQL, a model or seed it reads) changes the definition fingerprint, and then
+    publish_marts copies the mart whole. The cost is in proportion to the runs that changed. -#}
 {% macro publish_runs(source_table, target_table) %}
     {%- set evaluated_runs -%}
         select classified.run_uuid from {{ relation_of('int_runs_classified') }} as classified
@@ -90,6 +107,37 @@
         ~ ' where not exists (select 1 from ' ~ target_table ~ ' as held'
         ~ ' where held.run_uuid = evaluated.run_uuid)'
     ) }};
+{% endmacro %}
+
+{#- What a model's rows are made from: an md5 over the checksums of its SQL and of every
+    model, seed and snapshot upstream of it (their SQL, or a seed's file). -#}
+{% macro definition_fingerprint(node) %}
+    {% set found = {} %}
+    {% do collect_checksums(node.unique_id, found) %}
+    {% set parts = [] %}
+    {% for unique_id in found | sort %}
+        {% do parts.append(unique_id ~ '=' ~ found[unique_id]) %}
+    {% endfor %}
+    {{ return(local_md5(parts | join(','))) }}
+{% endmacro %}
+
+{#- Adds to `found` (unique_id -> checksum) the node and every node upstream of it. -#}
+{% macro collect_checksums(unique_id, found) %}
+    {% set node = graph.nodes.get(unique_id) %}
+    {% if node is not none and unique_id not in found %}
+        {% do found.update({unique_id: node.checksum.checksum}) %}
+        {% for parent in node.depends_on.nodes %}
+            {% do collect_checksums(parent, found) %}
+        {% endfor %}
+    {% endif %}
+{% endmacro %}
+
+{#- The fingerprint stored on an index of the published schema (see publish_marts), or none. -#}
+{% macro published_fingerprint(schema, index_name) %}
+    {% set query %}
+        select obj_description(to_regclass({{ sql_string(adapter.quote(schema) ~ '.' ~ adapter.quote(index_name)) }}), 'pg_class')
+    {% endset %}
+    {{ return(run_query(query).columns[0].values()[0]) }}
 {% endmacro %}
 
 {#- Whether two relations have the same columns, in the same order, of the same types (false

@@ -2,7 +2,7 @@
 -- ROC AUC (the Mann-Whitney statistic with average ranks for ties, the same number as the
 -- area under scikit-learn's ROC curve), the log-loss terms of the predictions whose true
 -- class it is, and how many predictions scored in it have probabilities that do not sum to
--- one. Every probability is read once, in one pass per run.
+-- one. One pass per run over its probabilities (and one probe of each prediction's own).
 -- A table, incremental by run (macros/incremental_helpers.sql): ranking sorts every score of
 -- a run, so a build ranks only the runs evaluated since the last one.
 {{

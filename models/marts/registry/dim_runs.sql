@@ -97,13 +97,13 @@ final as (
         registrations.aliases,
         coalesce(registrations.is_champion, false) as is_champion,
         -- only the runs left out of evaluation are counted here, through the run_uuid index
-        coalesce(
-            evaluated_counts.n_predictions,
-            (
+        case
+            when classified.is_evaluated then coalesce(evaluated_counts.n_predictions, 0)
+            else (
                 select count(*) from predictions
                 where predictions.run_uuid = runs.run_uuid
             )
-        ) as n_predictions,
+        end as n_predictions,
         classified.is_evaluated,
         classified.exclusion_reason
     from runs
