@@ -10,9 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from ml_eval import warehouse as wh
 
@@ -52,6 +55,30 @@ def drop_database(database: wh.Warehouse) -> None:
     shutil.rmtree(PROJECT_DIR / ".local" / "mlartifacts" / database.database, ignore_errors=True)
 
 
+def clone_database(source: wh.Warehouse, name: str) -> wh.Warehouse:
+    """A fresh copy of `source` named `name` (CREATE DATABASE ... TEMPLATE), as source's role.
+
+    A template must have no other connection: any left by dbt or MLflow is ended first."""
+    copy = source.with_database(name)
+    with source.connect("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        for attempt in range(5):
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+                (source.database,),
+            )
+            try:
+                conn.execute(
+                    sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source.database))
+                )
+                return copy
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def built(warehouse: wh.Warehouse) -> wh.Warehouse:
     """The main job run into the session's database, with dbt's --warn-error and no docs:
@@ -60,14 +87,18 @@ def built(warehouse: wh.Warehouse) -> wh.Warehouse:
     return warehouse
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """A copy of the dbt project whose files a test may break on purpose."""
-    copy = tmp_path / "project"
-    copy.mkdir()
+def copy_project(copy: Path) -> Path:
+    """A copy of the dbt project at `copy` (no target/): its files may be broken on purpose."""
+    copy.mkdir(parents=True)
     for name in ("dbt_project.yml", "profiles.yml"):
         shutil.copy(PROJECT_DIR / name, copy / name)
     for name in ("models", "seeds", "macros", "tests", "analyses"):
         if (PROJECT_DIR / name).exists():
             shutil.copytree(PROJECT_DIR / name, copy / name)
     return copy
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the dbt project whose files a test may break on purpose."""
+    return copy_project(tmp_path / "project")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
-from conftest import PROJECT_DIR, run_ml_eval
+from conftest import PROJECT_DIR, clone_database, copy_project, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
 
 SEEDS = PROJECT_DIR / "seeds" / "dataset"
@@ -74,6 +74,19 @@ def _corrupt(project: Path, table: str, line: int, old: str, new: str) -> None:
     path.write_text("".join(lines))
 
 
+@pytest.fixture(scope="module")
+def seeded(warehouse: wh.Warehouse, tmp_path_factory) -> wh.Warehouse:
+    """A database where a good build has run: a corrupted seed must take its tables away."""
+    database = warehouse.with_database(warehouse.database + "_seeded")
+    wh.ensure_database(database, fresh=True)
+    try:
+        project = copy_project(tmp_path_factory.mktemp("seeded") / "project")
+        run_ml_eval("build", "--no-docs", "--project-dir", str(project), env=database.env())
+        yield database
+    finally:
+        drop_database(database)
+
+
 @pytest.mark.parametrize(
     ("table", "line", "old", "new", "named"),
     [
@@ -84,12 +97,12 @@ def _corrupt(project: Path, table: str, line: int, old: str, new: str) -> None:
     ids=["non-numeric-feature", "duplicate-sample-index", "dangling-dataset-id"],
 )
 def test_corrupted_seed_fails_naming_table_and_column_and_is_quarantined(
-    warehouse: wh.Warehouse, project_copy: Path, table, line, old, new, named
+    seeded: wh.Warehouse, project_copy: Path, table, line, old, new, named
 ):
-    database = warehouse.with_database(warehouse.database + "_bad")
-    wh.ensure_database(database, fresh=True)
+    database = clone_database(seeded, seeded.database + "_bad")
     try:
-        run_ml_eval("build", "--no-docs", "--project-dir", str(project_copy), env=database.env())
+        with database.connect() as conn:
+            assert conn.execute("select count(*) from dataset.samples").fetchone() == (178,)
         _corrupt(project_copy, table, line, old, new)
         done = run_ml_eval(
             "build", "--no-docs", "--project-dir", str(project_copy), env=database.env(), check=False
@@ -105,5 +118,4 @@ def test_corrupted_seed_fails_naming_table_and_column_and_is_quarantined(
             ).fetchall()
         assert left == [], f"a corrupted seed left {left} for a later run to trust"
     finally:
-        with database.connect("postgres", autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{database.database}" with (force)')
+        drop_database(database)

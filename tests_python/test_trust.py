@@ -25,6 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from psycopg import sql
 
+from conftest import clone_database
 from ml_eval import predictions as pred
 from ml_eval import roles
 from ml_eval import warehouse as wh
@@ -70,27 +71,7 @@ class Baseline:
 
     def clone(self, suffix: str) -> wh.Warehouse:
         """A copy of the baseline database (its owners and grants included), as admin."""
-        copy = self.admin.with_database(f"{self.database}_{suffix}")
-        with self.admin.connect("postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(copy.database)))
-            for attempt in range(5):
-                # the template must have no other connection (dbt's or MLflow's may linger)
-                conn.execute(
-                    "select pg_terminate_backend(pid) from pg_stat_activity"
-                    " where datname = %s and pid <> pg_backend_pid()",
-                    (self.database,),
-                )
-                try:
-                    conn.execute(
-                        sql.SQL("create database {} template {}").format(
-                            sql.Identifier(copy.database), sql.Identifier(self.database)
-                        )
-                    )
-                    break
-                except psycopg.errors.ObjectInUse:
-                    if attempt == 4:
-                        raise
-                    time.sleep(0.2)
+        copy = clone_database(self.admin, f"{self.database}_{suffix}")
         # a database's own privileges (CREATE, TEMP) are not copied from its template
         roles.create_roles(copy)
         return copy
