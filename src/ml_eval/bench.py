@@ -12,8 +12,10 @@ warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
    a row or a few per run), then after one more run was generated;
 4. the floor: one `group by run, actual class, predicted class` count over the predictions
    joined to their targets, the least any confusion matrix costs (best of three, client
-   timing, rows fetched); and the floor of exact ROC AUC: one rank of every class
-   probability within its run and class, the least any Mann-Whitney AUC costs (once);
+   timing, rows fetched); the floor of log loss: each prediction's true-class probability
+   looked up and summed per run, the least any probability metric costs (once); and the
+   floor of exact ROC AUC: one rank of every class probability within its run and class,
+   the least any Mann-Whitney AUC costs (once);
 5. the route a user would otherwise take (up to --pandas-max predictions): read the rows
    into pandas and compute each run's metrics with scikit-learn (`pandas_route`), in a child
    process, with its peak RSS.
@@ -196,6 +198,7 @@ class SizeResult:
     incremental: Build | None = None
     floor: float = 0.0
     auc_floor: float | None = None
+    log_loss_floor: float | None = None
     pandas: dict | None = None
 
     @property
@@ -291,6 +294,17 @@ select sum(probability_rank) from (
 """
 
 
+# Log loss needs one probability per prediction, its true class's: no ranking, but a read of
+# the scores table, which holds a row per class. The least SQL for it: one lookup per prediction.
+LOG_LOSS_FLOOR_SQL = """
+select p.run_uuid, sum(ln(greatest(s.probability, 1e-15))) as log_probability_sum
+from {schema}.predictions as p
+inner join {schema}.targets as t on t.sample_index = p.sample_index
+inner join {schema}.prediction_scores as s on s.prediction_id = p.prediction_id and s.class = t.class
+group by p.run_uuid
+"""
+
+
 def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3, query: str = FLOOR_SQL) -> float:
     """Best client time of a floor query (all result rows fetched)."""
     from ml_eval import predictions as pred
@@ -336,6 +350,7 @@ def bench_size(
         result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
         report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
         result.floor = floor_seconds(warehouse, pg_options)
+        result.log_loss_floor = floor_seconds(warehouse, pg_options, repeat=1, query=LOG_LOSS_FLOOR_SQL)
         result.auc_floor = floor_seconds(warehouse, pg_options, repeat=1, query=AUC_FLOOR_SQL)
         if runs * samples <= pandas_max:
             report(f"{runs}x{samples}: pandas + scikit-learn route")
@@ -423,10 +438,12 @@ def table(results: list[SizeResult]) -> list[str]:
     row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
     row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
     row("floor: group-by count", [_seconds(r.floor) for r in results])
+    row("log-loss floor: true-class probability", [_seconds(r.log_loss_floor) for r in results])
     row("ROC AUC floor: rank every probability", [_seconds(r.auc_floor) for r in results])
     row("pandas route: read", [_seconds(r.pandas["read_seconds"]) if r.pandas else "-" for r in results])
     row("pandas route: sklearn", [_seconds(r.pandas["compute_seconds"]) if r.pandas else "-" for r in results])
     row("marts SQL / floor    (goal <= 2 at 10M)", [_ratio(build(r, "full", "sql"), r.floor) for r in results])
+    row("log-loss floor / floor", [_ratio(r.log_loss_floor, r.floor) for r in results])
     row("marts SQL / ROC AUC floor", [_ratio(build(r, "full", "sql"), r.auc_floor) for r in results])
     row("  fct_confusion_matrix / floor", [
         _ratio(r.full.model_seconds.get("fct_confusion_matrix"), r.floor) if r.full else "-" for r in results
