@@ -47,9 +47,7 @@
         {% for node in whole %}
             {%- set source_table = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.alias) -%}
             {%- set target_table = adapter.quote(next_schema) ~ '.' ~ adapter.quote(node.alias) %}
-            -- the copy keeps the mart's constraints, indexes and comments (persist_docs)
-            create table {{ target_table }} (like {{ source_table }} including all);
-            insert into {{ target_table }} select * from {{ source_table }};
+            {{ copy_whole(source_table, target_table) }}
         {% endfor %}
         {#- last, so that the published copies they move are locked for the least time -#}
         {% for node in by_run %}
@@ -66,8 +64,7 @@
                 {{ publish_runs(source_table, target_table) }}
             {% else %}
                 -- whole: first publish, full refresh, or the mart's definition changed
-                create table {{ target_table }} (like {{ source_table }} including all);
-                insert into {{ target_table }} select * from {{ source_table }};
+                {{ copy_whole(source_table, target_table) }}
                 create index {{ runs_index }} on {{ target_table }} (run_uuid);
                 analyze {{ target_table }};
             {% endif %}
@@ -81,6 +78,13 @@
     {% endset %}
     {% do run_query(statements) %}
     {% do log("published " ~ marts | length ~ " marts to schema " ~ published, info=true) %}
+{% endmacro %}
+
+{#- A copy of the mart `source_table` as `target_table`, every row, keeping the mart's
+    constraints, indexes and comments (persist_docs). -#}
+{% macro copy_whole(source_table, target_table) %}
+    create table {{ target_table }} (like {{ source_table }} including all);
+    insert into {{ target_table }} select * from {{ source_table }};
 {% endmacro %}
 
 {#- Bring `target_table`, the published copy of a mart configured `meta: {publish: by_run}`,

@@ -26,22 +26,13 @@ classified as (
     select * from {{ ref('int_runs_classified') }}
 ),
 
-confusion as (
-    select * from {{ ref('fct_confusion_matrix') }}
+run_evaluation as (
+    select * from {{ ref('fct_run_evaluation') }}
 ),
 
 -- not materialized: inlined into the per-run count below (an index probe), never read in full
 predictions as not materialized (
     select * from {{ ref('stg_dataset__predictions') }}
-),
-
--- an evaluated run's predictions are counted in its confusion matrix already
-evaluated_counts as (
-    select
-        run_uuid,
-        cast(sum(n) as bigint) as n_predictions
-    from confusion
-    group by run_uuid
 ),
 
 param_objects as (
@@ -98,7 +89,8 @@ final as (
         coalesce(registrations.is_champion, false) as is_champion,
         -- only the runs left out of evaluation are counted here, through the run_uuid index
         case
-            when classified.is_evaluated then coalesce(evaluated_counts.n_predictions, 0)
+            -- an evaluated run's predictions are counted in its evaluation already
+            when classified.is_evaluated then coalesce(run_evaluation.n_predictions, 0)
             else (
                 select count(*) from predictions
                 where predictions.run_uuid = runs.run_uuid
@@ -117,8 +109,8 @@ final as (
         on runs.run_uuid = registrations.run_uuid
     inner join classified
         on runs.run_uuid = classified.run_uuid
-    left join evaluated_counts
-        on runs.run_uuid = evaluated_counts.run_uuid
+    left join run_evaluation
+        on runs.run_uuid = run_evaluation.run_uuid
 )
 
 select * from final
