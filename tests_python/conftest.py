@@ -18,16 +18,21 @@ import pytest
 from psycopg import sql
 
 from ml_eval import warehouse as wh
+from ml_eval.config import Config
 
-PROJECT_DIR = wh.PROJECT_DIR
-ML_EVAL = [sys.executable, "-m", "ml_eval.cli"]
+PROJECT_DIR = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
+ML_EVAL = [sys.executable, "-m", "ml_eval"]
+# the configuration every test shares: this checkout's project, the environment's settings
+CONFIG = Config.resolve(project_dir=PROJECT_DIR)
 
 
-def run_ml_eval(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real command line, as a user would, capturing its output."""
+def run_ml_eval(
+    *args: str, env: dict | None = None, check: bool = True, cwd: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess:
+    """Run the real command line, as a user would (from the project's directory), capturing its output."""
     done = subprocess.run(
         [*ML_EVAL, *args],
-        cwd=PROJECT_DIR,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -41,7 +46,7 @@ def run_ml_eval(*args: str, env: dict | None = None, check: bool = True) -> subp
 @pytest.fixture(scope="session")
 def warehouse() -> wh.Warehouse:
     """A fresh database for this test session on the configured server."""
-    base = wh.resolve(os.environ)
+    base = wh.resolve(CONFIG)
     fresh = base.with_database(f"ml_eval_pytest_{os.getpid()}")
     wh.ensure_database(fresh, fresh=True)
     yield fresh
@@ -52,7 +57,7 @@ def drop_database(database: wh.Warehouse) -> None:
     """Drop a test database and the MLflow artifacts `ml-eval train` kept for it."""
     with database.connect("postgres", autocommit=True) as conn:
         conn.execute(f'drop database if exists "{database.database}" with (force)')
-    shutil.rmtree(PROJECT_DIR / ".local" / "mlartifacts" / database.database, ignore_errors=True)
+    shutil.rmtree(CONFIG.artifacts_dir / database.database, ignore_errors=True)
 
 
 def clone_database(source: wh.Warehouse, name: str) -> wh.Warehouse:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ml_eval import browser, rules
+from conftest import PROJECT_DIR
+from ml_eval import rules
 from ml_eval import warehouse as wh
+from support import browser
 
-PROJECT_DIR = wh.PROJECT_DIR
 SCREENSHOT = PROJECT_DIR / "target" / "docs_lineage.png"
 MARTS = ["fct_predictions", "fct_confusion_matrix", "fct_class_metrics", "fct_run_evaluation",
          "fct_metric_history", "rpt_model_leaderboard"]

@@ -13,7 +13,8 @@ from pathlib import Path
 import kuzu
 import pytest
 
-from ml_eval import graph
+from conftest import CONFIG
+from ml_eval.consumers import graph
 from ml_eval import warehouse as wh
 
 DESIGN_QUERY = "MATCH (p:Project)-[:HAS]->(d:Dataset) RETURN p.name AS project_name, d.name AS dataset_name"
@@ -46,13 +47,13 @@ def rows(connection: kuzu.Connection, query: str) -> list[tuple]:
 
 def sql_rows(warehouse: wh.Warehouse, query: str) -> list[tuple]:
     with warehouse.connect() as conn:
-        return [tuple(row) for row in conn.execute(query.format(schema=graph.marts_schema()))]
+        return [tuple(row) for row in conn.execute(query.format(schema=CONFIG.published_schema))]
 
 
 @pytest.fixture(scope="module")
 def export_dir(built: wh.Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lineage_graph")
-    graph.export_graph(built, out)
+    graph.export_graph(built, CONFIG.published_schema, out)
     return out
 
 
@@ -108,7 +109,7 @@ def test_models_are_trained_on_their_training_dataset_only(cypher: kuzu.Connecti
 def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> None:
     env = {**os.environ, **built.env()}
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval.graph", "--out", str(tmp_path)],
+        [sys.executable, "-m", "ml_eval", "export-graph", "--out", str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -121,8 +122,8 @@ def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> N
             assert f"LOAD CSV WITH HEADERS FROM 'file:///{path.name}' AS row" in script
 
     missing = subprocess.run(
-        [sys.executable, "-m", "ml_eval.graph", "--out", str(tmp_path)],
-        env={**env, "ML_EVAL_MARTS_SCHEMA": "no_such_schema"}, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "ml_eval", "export-graph", "--out", str(tmp_path)],
+        env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"}, capture_output=True, text=True, timeout=300,
         check=False,
     )
     assert missing.returncode == 2
@@ -133,12 +134,10 @@ def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> N
 
 
 def test_export_graph_is_a_cli_subcommand() -> None:
-    import argparse
+    from ml_eval import cli
 
-    top = argparse.ArgumentParser()
-    graph.add_command(top.add_subparsers(dest="name", required=True))
-    args = top.parse_args(["export-graph", "--out", "somewhere"])
-    assert args.out == "somewhere" and callable(args.func)
+    args = cli.parser().parse_args(["export-graph", "--out", "somewhere"])
+    assert args.out == Path("somewhere") and args.handler is cli.cmd_export_graph
 
 
 TRICKY = 'Wine "UCI", 1991\n— ünïcødé 葡萄酒, a back\\"slash, \'single\''

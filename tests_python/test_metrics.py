@@ -18,9 +18,10 @@ from mlflow.tracking import MlflowClient
 from sklearn import metrics as skm
 from sklearn.utils.multiclass import unique_labels
 
-from ml_eval import predictions as pred
+from conftest import CONFIG
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
+from ml_eval.producer import predictions as pred
 
 TOLERANCE = 1e-9
 
@@ -95,12 +96,12 @@ def evaluated(warehouse: wh.Warehouse):
     rng = np.random.default_rng(7)
     run_cases = {}
     with database.connect() as conn:
-        pred.ensure_tables(conn)
+        pred.ensure_tables(conn, CONFIG.dataset_schema)
         for case in CASES:
             run = client.create_run(experiment_id, run_name=case)
             indexes, predicted, proba, classes = _case_rows(case, sample_index, truth, rng)
             with conn.transaction():
-                pred.write_batch(conn, run.info.run_id, indexes, predicted, proba, classes)
+                pred.write_batch(conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema)
             if case == "noisy":  # MLflow-logged values the marts must agree with
                 y_true = truth[np.searchsorted(sample_index, indexes)]
                 client.log_metric(run.info.run_id, "accuracy_score", skm.accuracy_score(y_true, predicted))

@@ -1,8 +1,8 @@
 """The project builds green (`dbt build --warn-error`) against MLflow 2.22's schema and 3.17's.
 
 Each release gets a fresh database of its own: the seeds, then real runs written by that
-MLflow release (2.22 through `ml_eval.mlflow_legacy`, in an environment uv makes; 3.17
-through the project's producer, `ml_eval.train`), their predictions, then the build. The
+MLflow release (2.22 through `tests_python/support/mlflow_legacy.py`, in an environment uv makes; 3.17
+through the project's producer, `ml_eval.producer.train`), their predictions, then the build. The
 build runs on a copy of the project whose `on-run-start` has the schema check
 (`check_mlflow_schema`), unless dbt_project.yml has it already, so it proves both that the
 check accepts the two tested revisions and that it names an unknown one.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT_DIR, drop_database
+from conftest import CONFIG, PROJECT_DIR, drop_database
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
@@ -66,7 +66,7 @@ def columns(database: wh.Warehouse, table: str) -> set[str]:
 
 
 def mlflow_schema() -> str:
-    return os.environ.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow"
+    return CONFIG.mlflow_schema
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -98,7 +98,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fresh(release: str) -> wh.Warehouse:
-    database = wh.resolve(os.environ).with_database(f"ml_eval_mlflow{release.replace('.', '')}_{os.getpid()}")
+    database = wh.resolve(CONFIG).with_database(f"ml_eval_mlflow{release.replace('.', '')}_{os.getpid()}")
     wh.ensure_database(database, fresh=True)
     return database
 
@@ -106,14 +106,14 @@ def _fresh(release: str) -> wh.Warehouse:
 @pytest.fixture(scope="module")
 def mlflow_222(project: Path) -> Iterator[Tracked]:
     """Seeds, four runs tracked by MLflow 2.22 itself (uv environment), predictions, build."""
-    from ml_eval.mlflow_legacy import create_legacy_runs
+    from support.mlflow_legacy import create_legacy_runs
 
     database = _fresh("2.22")
     try:
-        run_dbt(["seed"], database, project)
-        result = create_legacy_runs(database, candidates=CANDIDATES)
+        run_dbt(["seed"], database, project_dir=project)
+        result = create_legacy_runs(database, CONFIG, candidates=CANDIDATES)
         assert result.mlflow_version.startswith("2.22.")
-        run_dbt(["build", "--warn-error"], database, project)
+        run_dbt(["build", "--warn-error"], database, project_dir=project)
         yield Tracked("2.22", database, {run.name: run.run_id for run in result.runs}, result.champion.run_id)
     finally:
         drop_database(database)
@@ -121,16 +121,16 @@ def mlflow_222(project: Path) -> Iterator[Tracked]:
 
 @pytest.fixture(scope="module")
 def mlflow_317(project: Path) -> Iterator[Tracked]:
-    """Seeds, the same four candidates trained and tracked by `ml_eval.train` (MLflow 3.17), build."""
-    from ml_eval.candidates import default_candidates
-    from ml_eval.train import Settings, train
+    """Seeds, the same four candidates trained and tracked by `ml_eval.producer.train` (MLflow 3.17), build."""
+    from ml_eval.producer.candidates import default_candidates
+    from ml_eval.producer.train import Settings, train
 
     database = _fresh("3.17")
     try:
-        run_dbt(["seed"], database, project)
+        run_dbt(["seed"], database, project_dir=project)
         candidates = [candidate for candidate in default_candidates() if candidate.name in CANDIDATES]
-        result = train(database, Settings.from_env(), candidates=candidates)
-        run_dbt(["build", "--warn-error"], database, project)
+        result = train(database, Settings.from_config(CONFIG), candidates=candidates)
+        run_dbt(["build", "--warn-error"], database, project_dir=project)
         yield Tracked("3.17", database, {run.name: run.run_id for run in result.runs}, result.champion.run_id)
     finally:
         drop_database(database)
@@ -256,7 +256,7 @@ def test_unknown_revision_is_named(copied_222: wh.Warehouse, project: Path):
 
     # as the on-run-start hook, --warn-error stops the build before anything is built
     with pytest.raises(UserError, match=r"^dbt build failed: MLflow schema check: revision ffffffffffff in "):
-        run_dbt(["build", "--warn-error"], copied_222, project)
+        run_dbt(["build", "--warn-error"], copied_222, project_dir=project)
 
 
 def test_missing_alembic_version_is_said_and_seeds_alone_are_not_checked(copied_222: wh.Warehouse, project: Path):
@@ -273,7 +273,7 @@ def test_missing_alembic_version_is_said_and_seeds_alone_are_not_checked(copied_
     run_dbt(
         ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", "--warn-error"],
         copied_222,
-        project,
+        project_dir=project,
     )
     with pytest.raises(UserError, match=r"^dbt build failed: MLflow schema check: table .* does not exist"):
-        run_dbt(["build", "--warn-error"], copied_222, project)
+        run_dbt(["build", "--warn-error"], copied_222, project_dir=project)

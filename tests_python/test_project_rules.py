@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import PROJECT_DIR
 from ml_eval import rules
 from ml_eval import warehouse as wh
 
-PROJECT_DIR = wh.PROJECT_DIR
 
 
 def dbt_parse(project: Path, target: Path, warehouse: wh.Warehouse) -> dict:
@@ -54,7 +54,7 @@ def manifest(manifest_path: Path) -> dict:
 
 def test_the_project_keeps_every_rule(manifest_path: Path):
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval.rules", "--manifest", str(manifest_path)],
+        [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(manifest_path)],
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, f"rule violations:\n{done.stdout}{done.stderr}"
@@ -206,7 +206,7 @@ def test_the_command_exits_1_with_the_violations(project_copy: Path, warehouse: 
     mart_reads_source(project_copy)
     dbt_parse(project_copy, project_copy / "target", warehouse)
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval.rules", "--manifest", str(project_copy / "target" / "manifest.json")],
+        [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(project_copy / "target" / "manifest.json")],
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 1
@@ -270,7 +270,7 @@ def test_add_command_registers_rules(manifest_path: Path, manifest: dict, capsys
 
 def test_a_missing_manifest_is_one_line(tmp_path: Path):
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval.rules", "--manifest", str(tmp_path / "manifest.json")],
+        [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(tmp_path / "manifest.json")],
         capture_output=True, text=True, timeout=60, env={**os.environ},
     )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [

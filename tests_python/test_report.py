@@ -9,7 +9,6 @@ fails, the tests fail saying so.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from conftest import CONFIG, PROJECT_DIR
 from ml_eval import report
 from ml_eval import warehouse as wh
 
@@ -39,9 +39,9 @@ FLAGS = [
     "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND",  # the page must need no network
 ]
-SCREENSHOT = wh.PROJECT_DIR / "target" / "report" / "report.png"
+SCREENSHOT = PROJECT_DIR / "target" / "report" / "report.png"
 WINDOW = (1400, 3000)
-SCHEMA = report.marts_schema()  # ML_EVAL_MARTS_SCHEMA, default published
+SCHEMA = CONFIG.published_schema  # ML_EVAL_PUBLISHED_SCHEMA, default published
 
 
 def ensure_chromium() -> Path:
@@ -303,14 +303,14 @@ def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
     out = tmp_path / "cli" / "index.html"
     env = {**os.environ, **built.env()}
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval.report", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ml_eval", "report", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"report: {out}" and out.stat().st_size > 10_000
 
     missing = subprocess.run(
-        [sys.executable, "-m", "ml_eval.report", "--out", str(tmp_path / "x.html")],
-        env={**env, report.MARTS_SCHEMA_ENV: "no_such_schema"},
+        [sys.executable, "-m", "ml_eval", "report", "--out", str(tmp_path / "x.html")],
+        env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -320,18 +320,18 @@ def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
-def test_add_command_registers_report():
-    top = argparse.ArgumentParser(prog="ml-eval")
-    report.add_command(top.add_subparsers(dest="name"))
-    args = top.parse_args(["report", "--out", "somewhere.html"])
-    assert args.func is report.cmd_report and args.out == "somewhere.html" and args.schema is None
-    assert top.parse_args(["report"]).out == str(report.DEFAULT_OUT)
+def test_report_command_is_registered_with_its_defaults():
+    from ml_eval import cli
+
+    args = cli.parser().parse_args(["report", "--out", "somewhere.html"])
+    assert args.handler is cli.cmd_report and args.out == Path("somewhere.html")
+    assert cli.parser().parse_args(["report"]).out is None  # then target/report/index.html of the project
 
 
 def test_exposure_lists_the_marts_the_report_reads():
     import yaml  # comes with dbt
 
-    exposures = yaml.safe_load((wh.PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
+    exposures = yaml.safe_load((PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
     page = next(e for e in exposures if e["name"] == "evaluation_report")
     assert page["type"] == "dashboard" and "target/report/index.html" in page["url"]
     assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report.MARTS)

@@ -2,10 +2,10 @@
 builds equal to full refreshes.
 
 One database goes through the life of a warehouse (20 runs x 178 Wine samples, made by
-`ml_eval.scale`): a first build, a re-run that finds nothing new, one more run, then a run
+`ml_eval.bench.scale`): a first build, a re-run that finds nothing new, one more run, then a run
 that finishes late, one deleted and one failed after they were built. After each
 incremental build the marts are compared with a full refresh of the same data. No timing
-is asserted: the bench (`ml_eval.bench`) measures.
+is asserted: the bench (`ml_eval.bench.benchmark`) measures.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import drop_database
-from ml_eval import bench, scale
+from conftest import CONFIG, drop_database
 from ml_eval import warehouse as wh
+from ml_eval.bench import benchmark as bench
+from ml_eval.bench import scale
+from ml_eval.dbt import dbt_arguments
 
 TOLERANCE = 1e-9
 SELECTION = bench.SELECTION
@@ -41,8 +43,7 @@ def _dbt(args: list[str], database: wh.Warehouse, target: Path) -> dict[str, int
 
     os.environ.update(database.env())
     outcome = dbtRunner().invoke(
-        [*args, "--project-dir", str(wh.PROJECT_DIR), "--profiles-dir", str(wh.PROJECT_DIR),
-         "--target-path", str(target)]  # fmt: skip
+        [*dbt_arguments(args, CONFIG), "--target-path", str(target)]
     )
     assert outcome.success, f"dbt {' '.join(args)} failed: {outcome.exception or outcome.result}"
     return {
@@ -97,9 +98,9 @@ def life(warehouse: wh.Warehouse, tmp_path_factory):
     state: dict[str, object] = {"database": database}
     try:
         _dbt(["seed"], database, target)
-        made = scale.generate(database, RUNS, SAMPLES, threads=2)
-        late = scale.generate(database, 1, SAMPLES, first_ordinal=RUNS, status="RUNNING")
-        scale.analyze(database)
+        made = scale.generate(database, CONFIG, RUNS, SAMPLES, threads=2)
+        late = scale.generate(database, CONFIG, 1, SAMPLES, first_ordinal=RUNS, status="RUNNING")
+        scale.analyze(database, CONFIG)
         runs = made.run_ids
         state.update(runs=runs, late=late.run_ids[0], deleted=runs[3], failed=runs[5])
 
@@ -108,14 +109,14 @@ def life(warehouse: wh.Warehouse, tmp_path_factory):
         state["rerun_rows"] = _dbt(["run", "--select", SELECTION], database, target)
         state["rerun"] = _snapshot(database)
 
-        added = scale.generate(database, 1, SAMPLES, first_ordinal=RUNS + 1)
+        added = scale.generate(database, CONFIG, 1, SAMPLES, first_ordinal=RUNS + 1)
         state["added"] = added.run_ids[0]
         state["added_rows"] = _dbt(["run", "--select", SELECTION], database, target)
         state["after_one_run"] = _snapshot(database)
         _dbt(["run", "--full-refresh", "--select", SELECTION], database, target)
         state["after_one_run_full"] = _snapshot(database)
 
-        client = scale.mlflow_client(database)
+        client = scale.mlflow_client(database, CONFIG.mlflow_schema)
         client.set_terminated(state["late"], "FINISHED")
         client.delete_run(state["deleted"])
         client.set_terminated(state["failed"], "FAILED")
@@ -123,7 +124,7 @@ def life(warehouse: wh.Warehouse, tmp_path_factory):
         state["after_changes"] = _snapshot(database)
         _dbt(["run", "--full-refresh", "--select", SELECTION], database, target)
         state["after_changes_full"] = _snapshot(database)
-        state["pandas"] = bench.pandas_route(database)
+        state["pandas"] = bench.pandas_route(database, CONFIG)
         yield state
     finally:
         drop_database(database)  # and the MLflow artifact folder of its experiment

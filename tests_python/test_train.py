@@ -20,13 +20,13 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from conftest import PROJECT_DIR, drop_database, run_ml_eval
+from conftest import CONFIG, PROJECT_DIR, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
-from ml_eval.candidates import Candidate, default_candidates
 from ml_eval.errors import UserError
-from ml_eval.tracking import git_commit
-from ml_eval.train import Settings, train
-from ml_eval.wine import FEATURES, seed_rows
+from ml_eval.producer.candidates import Candidate, default_candidates
+from ml_eval.producer.tracking import git_commit
+from ml_eval.producer.train import Settings, train
+from ml_eval.producer.wine import FEATURES, seed_rows
 
 EXPERIMENT = "wine-classification"
 MODEL = "wine-classifier"
@@ -97,7 +97,7 @@ def test_runs_finished_across_model_families_with_metrics_tags_and_inputs(built)
     runs = finished_runs(built)
     assert len(runs) >= 6
     assert {family for _, _, family in runs} >= {"baseline", "linear", "tree_ensemble", "svm", "knn"}
-    commit = git_commit()
+    commit = git_commit(PROJECT_DIR)
     for run_uuid, name, _ in runs:
         keys = {r[0] for r in rows(built, "select key from mlflow.latest_metrics where run_uuid = %s", (run_uuid,))}
         assert EVALUATOR_METRICS <= keys, name
@@ -357,7 +357,7 @@ def _prediction_sequence(database: wh.Warehouse) -> int:
 )
 def test_a_run_failing_midway_is_failed_in_mlflow_with_no_predictions(scratch, estimator, failure, rows_written_then_rolled_back):
     experiment = f"failing-{estimator.__name__}"
-    settings = Settings(experiment=experiment, registered_model=experiment)
+    settings = Settings.from_config(CONFIG, experiment=experiment, registered_model=experiment)
     good = Candidate("baseline-most-frequent", "baseline", default_candidates()[0].build, ("strategy",))
     bad = Candidate("breaks-midway", "baseline", estimator)
     with pytest.raises(UserError, match="run breaks-midway .* failed and is marked FAILED") as raised:
@@ -365,7 +365,12 @@ def test_a_run_failing_midway_is_failed_in_mlflow_with_no_predictions(scratch, e
     assert failure in str(raised.value)
     before = _prediction_sequence(scratch)
     with pytest.raises(UserError):
-        train(scratch, Settings(experiment=experiment + "-alone", registered_model=experiment), [bad], report=lambda line: None)
+        train(
+            scratch,
+            Settings.from_config(CONFIG, experiment=experiment + "-alone", registered_model=experiment),
+            [bad],
+            report=lambda line: None,
+        )
     written = _prediction_sequence(scratch) - before - 1
     assert (written >= N_TEST) is rows_written_then_rolled_back
 

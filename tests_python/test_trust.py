@@ -25,12 +25,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from psycopg import sql
 
-from conftest import clone_database
-from ml_eval import predictions as pred
+from conftest import CONFIG, PROJECT_DIR, clone_database
 from ml_eval import roles
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
+from ml_eval.producer import predictions as pred
 
 NAMES = roles.RoleNames()
 CLASSES = [1, 2, 3]
@@ -73,7 +73,7 @@ class Baseline:
         """A copy of the baseline database (its owners and grants included), as admin."""
         copy = clone_database(self.admin, f"{self.database}_{suffix}")
         # a database's own privileges (CREATE, TEMP) are not copied from its template
-        roles.create_roles(copy)
+        roles.create_roles(copy, CONFIG)
         return copy
 
 
@@ -119,7 +119,7 @@ def isolated_environment(tmp_path_factory):
 
 def _targets() -> tuple[np.ndarray, np.ndarray]:
     """Sample indexes and true classes, from the seed file (the database has no seed yet)."""
-    lines = (wh.PROJECT_DIR / "seeds" / "dataset" / "targets.csv").read_text().splitlines()
+    lines = (PROJECT_DIR / "seeds" / "dataset" / "targets.csv").read_text().splitlines()
     header = lines[0].split(",")
     rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
     return np.array([int(r["sample_index"]) for r in rows]), np.array([int(r["class"]) for r in rows])
@@ -129,7 +129,7 @@ def _write(conn: psycopg.Connection, run_uuid: str, indexes, truth) -> None:
     predicted = np.where(np.arange(len(truth)) % 7 == 0, truth % 3 + 1, truth)  # some wrong
     proba = np.eye(3)[predicted - 1] * 0.7 + 0.1  # rows sum to 1
     with conn.transaction():
-        pred.write_batch(conn, run_uuid, indexes, predicted, proba, CLASSES)
+        pred.write_batch(conn, run_uuid, indexes, predicted, proba, CLASSES, schema=CONFIG.dataset_schema)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def baseline(warehouse: wh.Warehouse) -> Baseline:
     admin = warehouse.with_database(warehouse.database + "_trust")
     wh.ensure_database(admin, fresh=True)
     try:
-        roles.create_roles(admin)
+        roles.create_roles(admin, CONFIG)
         sample_index, truth = _targets()
         url = admin.sqlalchemy_url("mlflow")
         client = MlflowClient(url, url)
@@ -145,7 +145,7 @@ def baseline(warehouse: wh.Warehouse) -> Baseline:
         doomed_experiment = client.create_experiment("deleted experiment")
         runs: dict[str, str] = {}
         with admin.connect() as conn:
-            pred.ensure_tables(conn)
+            pred.ensure_tables(conn, CONFIG.dataset_schema)
 
             def run(label: str, experiment: str = experiment_id, predictions: slice | None = slice(None)) -> str:
                 run_uuid = client.create_run(experiment, run_name=f"{label} 'ü'; --").info.run_id
@@ -269,7 +269,9 @@ def _produce(database: wh.Warehouse, batch: Batch, run_name: str, *, tracked: bo
     else:
         run_uuid = "f" * 32
     with database.connect() as conn, conn.transaction():
-        pred.write_batch(conn, run_uuid, batch.indexes, batch.predicted, batch.proba, batch.classes)
+        pred.write_batch(
+            conn, run_uuid, batch.indexes, batch.predicted, batch.proba, batch.classes, schema=CONFIG.dataset_schema
+        )
     if client:
         for key, value in (logged or {}).items():
             client.log_metric(run_uuid, key, value)
@@ -465,8 +467,8 @@ def test_a_build_whose_connection_is_killed_completes_when_run_again(baseline: B
     killed = baseline.clone("killed")
     transformer = baseline.as_role(NAMES.transformer, killed.database)
     build = subprocess.Popen(
-        [sys.executable, "-m", "ml_eval.cli", "build", "--no-docs"],
-        cwd=wh.PROJECT_DIR,
+        [sys.executable, "-m", "ml_eval", "build", "--no-docs"],
+        cwd=PROJECT_DIR,
         env={**os.environ, **transformer.env()},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -574,7 +576,7 @@ def test_the_transformer_built_and_owns_everything_dbt_made(baseline: Baseline):
     producer = baseline.admin.user
     assert {owner for name, owner in owners.items() if name.startswith("mlflow.")} == {producer}
     assert {owners[f"dataset.{t}"] for t in ("predictions", "prediction_scores")} == {producer}
-    assert {owners[f"dataset.{t}"] for t in roles.seed_tables()} == {NAMES.transformer}
+    assert {owners[f"dataset.{t}"] for t in roles.seed_tables(PROJECT_DIR)} == {NAMES.transformer}
     dbt_made = {owner for name, owner in owners.items() if name.split(".")[0] in ("staging", "marts", "published")}
     assert dbt_made == {NAMES.transformer}
     with baseline.as_role(NAMES.transformer).connect() as conn:  # default privileges
@@ -588,8 +590,8 @@ def test_create_roles_is_idempotent_and_hands_over_what_dbt_built_before(baselin
         conn.execute("alter table marts.dim_runs owner to postgres")
         conn.execute("alter table dataset.samples owner to postgres")
     caplog.set_level(logging.DEBUG)
-    first = roles.create_roles(copy)
-    second = roles.create_roles(copy)
+    first = roles.create_roles(copy, CONFIG)
+    second = roles.create_roles(copy, CONFIG)
     assert any("handed 2 existing" in line for line in first) and not any("handed" in line for line in second)
     assert all("exists" in line for line in second if line.startswith("role "))
     with copy.connect() as conn:
@@ -610,9 +612,9 @@ def test_passwords_come_from_the_environment_only(baseline: Baseline, caplog, ca
     secret = "s3cret-'\"-ü-never-printed"
     caplog.set_level(logging.DEBUG)
     try:
-        without = roles.create_roles(copy, names=names, environ={})
+        without = roles.create_roles(copy, CONFIG, names=names, environ={})
         with_passwords = roles.create_roles(
-            copy, names=names, environ={"ML_EVAL_TRANSFORMER_PASSWORD": secret, "ML_EVAL_REPORTER_PASSWORD": secret}
+            copy, CONFIG, names=names, environ={"ML_EVAL_TRANSFORMER_PASSWORD": secret, "ML_EVAL_REPORTER_PASSWORD": secret}
         )
         with copy.connect() as conn:
             stored = dict(conn.execute(

@@ -7,14 +7,14 @@ import os
 import psycopg
 import pytest
 
-from conftest import run_ml_eval
+from conftest import CONFIG, run_ml_eval
 from ml_eval import warehouse as wh
 from ml_eval.errors import UserError
 
 
 def test_embedded_postgresql_starts_when_pghost_is_unset():
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    warehouse = wh.resolve(env)
+    warehouse = wh.resolve(CONFIG, env)
     assert warehouse.embedded
     assert warehouse.host.startswith("/")  # a unix socket directory, no TCP port opened
     wh.ensure_database(warehouse)
@@ -45,4 +45,4 @@ def test_unreachable_server_is_one_clear_line():
 
 def test_bad_port_is_refused():
     with pytest.raises(UserError, match="PGPORT must be a port number"):
-        wh.resolve({"PGHOST": "localhost", "PGPORT": "x"})
+        wh.resolve(CONFIG, {"PGHOST": "localhost", "PGPORT": "x"})

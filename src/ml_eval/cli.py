@@ -1,4 +1,9 @@
-"""`ml-eval`: the one entry point the Makefile, CI and users call."""
+"""`ml-eval`: the one entry point the Makefile, CI and users call.
+
+Every command is registered the same way: a function `(args, config) -> exit code` under
+`@command(name, help, *arguments)`. The configuration (`ml_eval.config.Config`) is resolved
+once, before the command runs, from the flags, the environment and the dbt project's vars.
+"""
 
 from __future__ import annotations
 
@@ -6,129 +11,75 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from ml_eval import bench, graph, report, roles, rules
 from ml_eval import warehouse as wh
+from ml_eval.config import Config
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
 
 log = logging.getLogger("ml_eval")
 
+Handler = Callable[[argparse.Namespace, Config], "int | None"]
 
-def _warehouse(args: argparse.Namespace) -> wh.Warehouse:
-    env = dict(os.environ)
-    if getattr(args, "database", None):
-        env["PGDATABASE"] = args.database
-    warehouse = wh.resolve(env)
+
+@dataclass(frozen=True)
+class Argument:
+    flags: tuple[str, ...]
+    options: dict
+
+
+def arg(*flags: str, **options) -> Argument:
+    """An argument of a command, as argparse's add_argument takes it."""
+    return Argument(flags, options)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    arguments: tuple[Argument, ...]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help_text: str, *arguments: Argument) -> Callable[[Handler], Handler]:
+    """Register a sub-command of `ml-eval`."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, help_text, handler, arguments)
+        return handler
+
+    return register
+
+
+# arguments several commands share
+FRESH = arg("--fresh", action="store_true", help="drop and recreate the database first")
+WARN_ERROR = arg("--warn-error", action="store_true", help="treat dbt warnings as errors")
+NO_DOCS = arg("--no-docs", dest="docs", action="store_false", help="skip the docs (and the report)")
+EXPERIMENT = arg("--experiment", help="MLflow experiment (default: $ML_EVAL_EXPERIMENT or wine-classification)")
+REGISTERED_MODEL = arg(
+    "--registered-model", help="registered model (default: $ML_EVAL_REGISTERED_MODEL or wine-classifier)"
+)
+
+
+# --- helpers the commands share -----------------------------------------------------------
+
+
+def _warehouse(args: argparse.Namespace, config: Config) -> wh.Warehouse:
+    """The warehouse (the embedded one is started when PGHOST is unset), its database created;
+    this process's environment then points libpq, dbt and MLflow at it."""
+    warehouse = wh.resolve(config)
     wh.ensure_database(warehouse, fresh=getattr(args, "fresh", False))
     os.environ.update(warehouse.env())
     return warehouse
-
-
-def cmd_env(args: argparse.Namespace) -> None:
-    for key, value in _warehouse(args).env().items():
-        print(f"export {key}={shlex.quote(value)}")
-
-
-def cmd_exec(args: argparse.Namespace) -> int:
-    if not args.command:
-        raise UserError("exec needs a command, e.g. `ml-eval exec -- dbt build`")
-    _warehouse(args)
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    return subprocess.call(args.command, cwd=wh.PROJECT_DIR)
-
-
-def cmd_seeds(args: argparse.Namespace) -> None:
-    from ml_eval.wine import write_seeds
-
-    for path in write_seeds(Path(args.directory)):
-        print(f"wrote {path}")
-
-
-def cmd_lint(args: argparse.Namespace) -> int:
-    _warehouse(args)  # sqlfluff's dbt templater needs a reachable database
-    return subprocess.call(
-        [sys.executable, "-m", "sqlfluff", "lint", "models", "tests", "analyses", "macros"],
-        cwd=wh.PROJECT_DIR,
-    )
-
-
-def prepare_sources(warehouse: wh.Warehouse) -> None:
-    """Make sure every table dbt reads as a source exists, even before the first model run:
-    MLflow's (created by MLflow itself) and the producer's prediction tables."""
-    from ml_eval import predictions, tracking
-
-    tracking.ensure_store(warehouse, os.environ.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow")
-    with warehouse.connect() as conn:
-        predictions.ensure_tables(conn)
-
-
-def cmd_build(args: argparse.Namespace) -> None:
-    """`dbt build` (and the docs) over whatever the warehouse holds; no model is trained."""
-    warehouse = _warehouse(args)
-    print(f"warehouse: {_describe(warehouse)}", flush=True)
-    prepare_sources(warehouse)
-    warn = ["--warn-error"] if args.warn_error else []
-    project = Path(args.project_dir) if getattr(args, "project_dir", None) else wh.PROJECT_DIR
-    run_dbt(["build", *warn], warehouse, project)
-    if args.docs:
-        _docs(warehouse, project)
-
-
-def _docs(warehouse: wh.Warehouse, project: Path) -> None:
-    run_dbt(["docs", "generate"], warehouse, project)
-    run_dbt(["docs", "generate", "--static"], warehouse, project)
-    print(f"docs: {wh.PROJECT_DIR / 'target' / 'static_index.html'}")
-
-
-def _train(args: argparse.Namespace, warehouse: wh.Warehouse) -> None:
-    from ml_eval.train import Settings, train  # imports scikit-learn and MLflow: only when training
-
-    settings = Settings.from_env(
-        experiment=getattr(args, "experiment", None), registered_model=getattr(args, "registered_model", None)
-    )
-    train(warehouse, settings, report=lambda line: print(line, flush=True))
-
-
-def cmd_train(args: argparse.Namespace) -> None:
-    """Train the candidate models on the seeded data, track them in MLflow, store predictions."""
-    warehouse = _warehouse(args)
-    print(f"warehouse: {_describe(warehouse)}", flush=True)
-    _train(args, warehouse)
-
-
-def cmd_demo(args: argparse.Namespace) -> None:
-    """Command 1 of the README: everything from nothing on the configured warehouse.
-
-    The seeds are loaded with their tests (`dbt build --select resource_type:seed`, not a bare
-    `dbt seed`), so a bad seed is quarantined before any model trains on it; then the models
-    train, then `dbt build` builds and tests everything over the seeds, predictions and MLflow.
-    """
-    warehouse = _warehouse(args)
-    print(f"warehouse: {_describe(warehouse)}", flush=True)
-    warn = ["--warn-error"] if args.warn_error else []
-    run_dbt(["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse)
-    _train(args, warehouse)
-    run_dbt(["build", *warn], warehouse)
-    if args.docs:
-        _docs(warehouse, wh.PROJECT_DIR)
-        from ml_eval.report import build_report
-
-        print(f"report: {build_report(warehouse)}")
-
-
-def cmd_stop(args: argparse.Namespace) -> None:
-    """Stop the embedded PostgreSQL if it runs (a no-op on a real server)."""
-    pid_file = wh.EMBEDDED_DIR / "postmaster.pid"
-    if not pid_file.exists():
-        print("the embedded PostgreSQL is not running")
-        return
-    pid = int(pid_file.read_text().split()[0])
-    os.kill(pid, 15)
-    print(f"stopped the embedded PostgreSQL (pid {pid})")
 
 
 def _describe(warehouse: wh.Warehouse) -> str:
@@ -136,54 +87,262 @@ def _describe(warehouse: wh.Warehouse) -> str:
     return f"{kind} at {warehouse.host}:{warehouse.port}, database {warehouse.database}"
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ml-eval", description=__doc__)
-    top.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    sub = top.add_subparsers(dest="name", required=True)
+def _announce(warehouse: wh.Warehouse, config: Config) -> None:
+    print(f"project: {config.project_dir}", flush=True)
+    print(f"warehouse: {_describe(warehouse)}", flush=True)
 
-    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(func=func)
-        command.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
-        return command
 
-    add("env", cmd_env, "print the PG* variables of the warehouse (starts the embedded one)")
-    run = add("exec", cmd_exec, "run a command with the PG* variables set")
-    run.add_argument("command", nargs=argparse.REMAINDER)
-    seeds = add("seeds", cmd_seeds, "write the Wine seed CSVs from scikit-learn's copy")
-    seeds.add_argument("--directory", default=str(wh.PROJECT_DIR / "seeds" / "dataset"))
-    add("lint", cmd_lint, "sqlfluff lint the SQL with the dbt templater")
-    build = add("build", cmd_build, "dbt build, then dbt docs generate")
-    build.add_argument("--fresh", action="store_true", help="drop and recreate the database first")
-    build.add_argument("--warn-error", action="store_true", help="treat dbt warnings as errors")
-    build.add_argument("--no-docs", dest="docs", action="store_false", help="skip the docs")
-    build.add_argument("--project-dir", help="another copy of the dbt project (tests use this)")
-    train = add("train", cmd_train, "train the models, track them in MLflow, store their predictions")
-    train.add_argument("--experiment", help="MLflow experiment (default: $ML_EVAL_EXPERIMENT or wine-classification)")
-    train.add_argument(
-        "--registered-model", help="registered model (default: $ML_EVAL_REGISTERED_MODEL or wine-classifier)"
+def _executable(name: str) -> str:
+    """A program of this tool's environment (dbt, sqlfluff) before any other on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise UserError(f"command not found: {name}")
+    return found
+
+
+def prepare_sources(warehouse: wh.Warehouse, config: Config) -> None:
+    """Make sure every table dbt reads as a source exists, even before the first model run:
+    MLflow's (created by MLflow itself) and the producer's prediction tables."""
+    from ml_eval.producer import predictions, tracking
+
+    tracking.ensure_store(warehouse, config.mlflow_schema)
+    with warehouse.connect() as conn:
+        predictions.ensure_tables(conn, config.dataset_schema)
+
+
+def _docs(warehouse: wh.Warehouse, config: Config) -> None:
+    run_dbt(["docs", "generate"], warehouse, config)
+    run_dbt(["docs", "generate", "--static"], warehouse, config)
+    print(f"docs: {config.target_dir / 'static_index.html'}")
+
+
+def _report(warehouse: wh.Warehouse, config: Config, out: Path | None = None) -> Path:
+    from ml_eval import report
+
+    return report.build_report(
+        warehouse, out or config.target_dir / "report" / "index.html", schema=config.published_schema
     )
-    demo = add("demo", cmd_demo, "the main job: load the seeds, train, build, test, document (README command 1)")
-    demo.add_argument("--fresh", action="store_true", help="drop and recreate the database first")
-    demo.add_argument("--warn-error", action="store_true", help="treat dbt warnings as errors")
-    demo.add_argument("--no-docs", dest="docs", action="store_false", help="skip the docs")
-    sub.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_stop)
-    rules_command = rules.add_command(sub)
-    rules_command.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
-    rules_command.add_argument("--no-parse", dest="parse", action="store_false", help="use the existing manifest")
-    rules_command.set_defaults(func=cmd_rules)
-    report.add_command(sub)
-    graph.add_command(sub)
-    roles.add_command(sub)
-    bench.add_command(sub)
-    return top
 
 
-def cmd_rules(args: argparse.Namespace) -> int:
-    """`dbt parse`, then the structure rules over the manifest it wrote."""
+def _train(warehouse: wh.Warehouse, config: Config) -> None:
+    from ml_eval.producer.train import Settings, train  # imports scikit-learn and MLflow: only when training
+
+    train(warehouse, Settings.from_config(config), report=lambda line: print(line, flush=True))
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+@command("env", "print the PG* variables of the warehouse (starts the embedded one)")
+def cmd_env(args: argparse.Namespace, config: Config) -> None:
+    for key, value in _warehouse(args, config).env().items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+@command(
+    "exec",
+    "run a command with the PG* variables set, in the project directory (e.g. `ml-eval exec -- dbt build`)",
+    arg("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --"),
+)
+def cmd_exec(args: argparse.Namespace, config: Config) -> int:
+    words = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not words:
+        raise UserError("exec needs a command, e.g. `ml-eval exec -- dbt build`")
+    _warehouse(args, config)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    try:
+        return subprocess.call([_executable(words[0]), *words[1:]], cwd=config.project_dir)
+    except OSError as exc:
+        raise UserError(f"cannot run {words[0]}: {exc.strerror}") from None
+
+
+@command(
+    "seeds",
+    "write the Wine seed CSVs from scikit-learn's copy",
+    arg("--directory", help="where to write them (default: seeds/dataset of the project)"),
+)
+def cmd_seeds(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval.producer.wine import write_seeds
+
+    for path in write_seeds(Path(args.directory) if args.directory else config.project_dir / "seeds" / "dataset"):
+        print(f"wrote {path}")
+
+
+@command("lint", "sqlfluff lint the SQL with the dbt templater (models, tests, analyses, macros)")
+def cmd_lint(args: argparse.Namespace, config: Config) -> int:
+    _warehouse(args, config)  # sqlfluff's dbt templater needs a reachable database
+    try:
+        import sqlfluff  # noqa: F401  (a development tool: installed by `make install`)
+    except ImportError:
+        raise UserError("sqlfluff is not installed: it is a development tool (`make install`)") from None
+    return subprocess.call(
+        [sys.executable, "-m", "sqlfluff", "lint", "models", "tests", "analyses", "macros"], cwd=config.project_dir
+    )
+
+
+@command("build", "dbt build (and the docs) over what the warehouse holds", FRESH, WARN_ERROR, NO_DOCS)
+def cmd_build(args: argparse.Namespace, config: Config) -> None:
+    warehouse = _warehouse(args, config)
+    _announce(warehouse, config)
+    prepare_sources(warehouse, config)
+    run_dbt(["build", *(["--warn-error"] if args.warn_error else [])], warehouse, config)
+    if args.docs:
+        _docs(warehouse, config)
+
+
+@command(
+    "train", "train the models, track them in MLflow, store their predictions", EXPERIMENT, REGISTERED_MODEL
+)
+def cmd_train(args: argparse.Namespace, config: Config) -> None:
+    warehouse = _warehouse(args, config)
+    _announce(warehouse, config)
+    _train(warehouse, config)
+
+
+@command(
+    "demo",
+    "the main job: load the seeds, train, build, test, document (README command 1)",
+    FRESH,
+    WARN_ERROR,
+    NO_DOCS,
+    EXPERIMENT,
+    REGISTERED_MODEL,
+)
+def cmd_demo(args: argparse.Namespace, config: Config) -> None:
+    """Command 1 of the README: everything from nothing on the configured warehouse.
+
+    The seeds are loaded with their tests (`dbt build --select resource_type:seed`, not a bare
+    `dbt seed`), so a bad seed is quarantined before any model trains on it; then the models
+    train, then `dbt build` builds and tests everything over the seeds, predictions and MLflow.
+    """
+    warehouse = _warehouse(args, config)
+    _announce(warehouse, config)
+    warn = ["--warn-error"] if args.warn_error else []
+    run_dbt(["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse, config)
+    _train(warehouse, config)
+    run_dbt(["build", *warn], warehouse, config)
+    if args.docs:
+        _docs(warehouse, config)
+        print(f"report: {_report(warehouse, config)}")
+
+
+@command("stop", "stop the embedded PostgreSQL and wait until it has stopped")
+def cmd_stop(args: argparse.Namespace, config: Config) -> None:
+    pid = wh.stop_embedded(config.embedded_dir)
+    if pid is None:
+        print("the embedded PostgreSQL is not running")
+    else:
+        print(f"stopped the embedded PostgreSQL (pid {pid})")
+
+
+@command(
+    "rules",
+    "check the project's structure, keys and documentation (dbt-project-evaluator's rules)",
+    arg("--manifest", type=Path, help="dbt's manifest.json (default: target/manifest.json of the project)"),
+    arg("--catalog", type=Path, help="dbt's catalog.json (default: catalog.json beside the manifest, if there)"),
+    arg("--no-parse", dest="parse", action="store_false", help="use the existing manifest, without `dbt parse`"),
+)
+def cmd_rules(args: argparse.Namespace, config: Config) -> int:
+    from ml_eval import rules
+
     if args.parse:
-        run_dbt(["parse"], _warehouse(args))
-    return rules.run(args.manifest, args.catalog)
+        run_dbt(["parse"], _warehouse(args, config), config)
+    return rules.run(args.manifest or config.target_dir / "manifest.json", args.catalog)
+
+
+@command(
+    "report",
+    "write the evaluation report: one self-contained HTML page of the published marts",
+    arg("--out", type=Path, help="the HTML file to write (default: target/report/index.html of the project)"),
+)
+def cmd_report(args: argparse.Namespace, config: Config) -> None:
+    print(f"report: {_report(wh.resolve(config), config, args.out)}")
+
+
+@command(
+    "export-graph",
+    "export the ML lineage graph as CSV files and Cypher scripts for Neo4j and Kùzu",
+    arg("--out", type=Path, help="folder to write into (default: target/lineage_graph of the project)"),
+)
+def cmd_export_graph(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval.consumers import graph
+
+    out = args.out or config.target_dir / graph.OUT_DIR
+    for path in graph.export_graph(wh.resolve(config), config.published_schema, out):
+        print(path)
+
+
+@command(
+    "roles",
+    "create the least-privilege roles (MLflow reader, dbt transformer, reporter) and their grants",
+    arg("--producer", help="the role MLflow and `ml-eval train` write as (default: $PGUSER, the administrator)"),
+)
+def cmd_roles(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval import roles
+
+    for line in roles.create_roles(_warehouse(args, config), config, producer=args.producer):
+        print(line)
+
+
+@command(
+    "bench",
+    "benchmark the evaluation marts at growing sizes against the floor and pandas",
+    arg("--sizes", help="comma-separated RUNSxSAMPLES (default: 50x178,1000x1000,10000x1000)"),
+    arg("--seed", type=int, default=0, help="seed of the generated data (default: 0)"),
+    arg("--pandas-max", type=int, help="run the pandas route up to this many predictions (default: 1,000,000)"),
+    arg("--keep", action="store_true", help="keep the bench databases"),
+    arg("--threads", type=int, help="threads registering MLflow runs (default: 4)"),
+    arg(
+        "--pg-options",
+        default=os.environ.get("ML_EVAL_BENCH_PGOPTIONS", ""),
+        help="libpq options for every session, e.g. '-c work_mem=256MB -c jit=off' (default: none)",
+    ),
+    arg("--pandas-route", action="store_true", help=argparse.SUPPRESS),  # the bench's own child process
+)
+def cmd_bench(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval.bench import benchmark
+
+    if args.pandas_route:
+        print(benchmark.pandas_route_line(wh.resolve(config), config))
+        return
+    options = {
+        "sizes": args.sizes,
+        "pandas_max": args.pandas_max,
+        "threads": args.threads,
+    }
+    print(
+        benchmark.run_bench(
+            wh.resolve(config),
+            config,
+            seed=args.seed,
+            keep=args.keep,
+            pg_options=args.pg_options,
+            **{key: value for key, value in options.items() if value is not None},
+        )
+    )
+
+
+# --- the parser and main ----------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--project-dir", help="the dbt project (default: $ML_EVAL_PROJECT_DIR, else the current directory)"
+    )
+    common.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    top = argparse.ArgumentParser(prog="ml-eval", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="name", required=True, metavar="COMMAND")
+    for registered in COMMANDS.values():
+        parsed = sub.add_parser(registered.name, help=registered.help, description=registered.help, parents=[common])
+        for argument in registered.arguments:
+            parsed.add_argument(*argument.flags, **argument.options)
+        parsed.set_defaults(handler=registered.handler)
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.func(args) or 0
+        config = Config.resolve(
+            project_dir=args.project_dir,
+            database=args.database,
+            experiment=getattr(args, "experiment", None),
+            registered_model=getattr(args, "registered_model", None),
+        )
+        return args.handler(args, config) or 0
     except UserError as exc:
         print(f"ml-eval: error: {exc}", file=sys.stderr)
         return 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
+from ml_eval.config import Config
 from ml_eval.errors import UserError
-from ml_eval.warehouse import PROJECT_DIR, Warehouse
+from ml_eval.warehouse import Warehouse
 
 FAILED = {"error", "fail", "runtime error"}
 
@@ -53,13 +55,32 @@ def _describe(result) -> str:
     return f"{node.resource_type} {node.name}: {detail}"
 
 
-def run_dbt(args: list[str], warehouse: Warehouse, project_dir: Path = PROJECT_DIR) -> None:
-    """Invoke `dbt <args>` against the warehouse; raise UserError naming what failed."""
+def dbt_arguments(args: list[str], config: Config) -> list[str]:
+    """`args` with the project, its profiles and the vars the configuration resolved."""
+    if args and args[0] in ("deps", "clean", "debug", "init"):  # commands that take no --vars
+        extra = []
+    else:
+        extra = ["--vars", json.dumps(config.dbt_vars())]
+    directory = str(config.project_dir)
+    return [*args, *extra, "--project-dir", directory, "--profiles-dir", directory]
+
+
+def run_dbt(
+    args: list[str], warehouse: Warehouse, config: Config | None = None, *, project_dir: Path | None = None
+) -> None:
+    """Invoke `dbt <args>` against the warehouse; raise UserError naming what failed.
+
+    `config` is the command's resolved configuration; without one it is resolved from the
+    environment, for `project_dir` (a copy of the project, in tests) or the current directory."""
     from dbt.cli.main import dbtRunner  # slow import, only when dbt is needed
 
+    if config is None:
+        config = Config.resolve(project_dir=project_dir, database=warehouse.database)
+    elif project_dir is not None:
+        raise TypeError("run_dbt takes a config or a project_dir, not both")
     os.environ.update(warehouse.env())
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    full = [*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    full = dbt_arguments(args, config)
     outcome = dbtRunner().invoke(full)
     if outcome.success:
         return

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MARTS_SCHEMA_ENV = "ML_EVAL_MARTS_SCHEMA"
 DEFAULT_MARTS_SCHEMA = "published"  # what write-audit-publish released (macros/publish.sql)
-DEFAULT_OUT = wh.PROJECT_DIR / "target" / "report" / "index.html"
+DEFAULT_OUT = Path("target") / "report" / "index.html"  # temporary: until the report package lands
 TOP_RUNS = 4  # runs shown with a confusion matrix and class bars: the champion, then by rank
 
 # the marts the report reads (models/marts/_exposures.yml lists the same)

@@ -23,16 +23,17 @@ database; running it again changes nothing.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from ml_eval import warehouse as wh
+from ml_eval.config import Config
 from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ class RoleNames:
         return cls(f"{prefix}_mlflow_reader", f"{prefix}_transformer", f"{prefix}_reporter")
 
 
-def seed_tables() -> list[str]:
+def seed_tables(project_dir: Path) -> list[str]:
     """The seed tables dbt loads into the dataset schema (one per CSV under seeds/)."""
-    return sorted(path.stem for path in (wh.PROJECT_DIR / "seeds").rglob("*.csv"))
+    return sorted(path.stem for path in (project_dir / "seeds").rglob("*.csv"))
 
 
 def _ident(*names: str) -> sql.Composable:
@@ -130,11 +131,9 @@ def _hand_over(conn: psycopg.Connection, schema: str, owner: str, tables: list[s
 
 def create_roles(
     admin: wh.Warehouse,
+    config: Config,
     *,
     names: RoleNames = RoleNames(),
-    mlflow_schema: str | None = None,
-    dataset_schema: str | None = None,
-    published_schema: str = "published",
     producer: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[str]:
@@ -142,11 +141,13 @@ def create_roles(
 
     `admin` connects as an administrator; `producer` is the role MLflow and `ml-eval train`
     write as (default: admin's user), whose future tables in the MLflow and dataset schemas
-    the readers get by default privileges. Returns what was done, one line each, no secret.
+    the readers get by default privileges. The passwords are read from `environ` (default: the
+    process environment), the only setting not in `config`, since it is a secret.
+    Returns what was done, one line each, no secret.
     """
     env = os.environ if environ is None else environ
-    mlflow_schema = mlflow_schema or env.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow"
-    dataset_schema = dataset_schema or env.get("ML_EVAL_DATASET_SCHEMA") or "dataset"
+    mlflow_schema, dataset_schema = config.mlflow_schema, config.dataset_schema
+    published_schema = config.published_schema
     producer = producer or admin.user
     for attempt in range(3):
         report: list[str] = []
@@ -156,7 +157,7 @@ def create_roles(
                 with conn.transaction():
                     _database_grants(conn, admin.database, names, report)
                     _mlflow_grants(conn, mlflow_schema, names, producer, report)
-                    _dataset_grants(conn, dataset_schema, names, producer, report)
+                    _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.project_dir), report)
                     _dbt_schemas(conn, published_schema, names, report)
                 return report
             except psycopg.errors.InsufficientPrivilege as exc:
@@ -233,7 +234,7 @@ def _mlflow_grants(
 
 
 def _dataset_grants(
-    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]
+    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, seeds: list[str], report: list[str]
 ) -> None:
     transformer = _ident(names.transformer)
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
@@ -252,7 +253,6 @@ def _dataset_grants(
             )
         )
         conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), _ident(producer)))
-    seeds = seed_tables()
     moved = _hand_over(conn, schema, names.transformer, seeds)
     if producer != names.transformer:
         for table in seeds:
@@ -280,29 +280,3 @@ def _dbt_schemas(conn: psycopg.Connection, published: str, names: RoleNames, rep
     report.append(
         f"schema {published}: {names.reporter} reads its tables (granted again after every publish)"
     )
-
-
-def _command(args: argparse.Namespace) -> int:
-    env = dict(os.environ)
-    if args.database:
-        env["PGDATABASE"] = args.database
-    admin = wh.resolve(env)
-    wh.ensure_database(admin)
-    for line in create_roles(admin, producer=args.producer):
-        print(line)
-    return 0
-
-
-def add_command(subparsers) -> argparse.ArgumentParser:
-    """Register `roles` on an argparse subparsers object; its func returns the exit code."""
-    command = subparsers.add_parser(
-        "roles",
-        help="create the least-privilege roles (MLflow reader, dbt transformer, reporter) and their grants",
-        description=__doc__.splitlines()[0],
-    )
-    command.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
-    command.add_argument(
-        "--producer", help="the role MLflow and `ml-eval train` write as (default: $PGUSER, the administrator)"
-    )
-    command.set_defaults(func=_command)
-    return command

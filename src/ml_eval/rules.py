@@ -22,7 +22,6 @@ by `dbt parse`) and, when present, `target/catalog.json` (written by `dbt docs g
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
@@ -30,9 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ml_eval.errors import UserError
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-DEFAULT_MANIFEST = PROJECT_DIR / "target" / "manifest.json"
 
 # The layer folders under models/ and the name prefixes allowed in each (dbt's style guide).
 # `lineage_` is the one addition: models/marts/lineage/ holds the ML lineage graph as a pair
@@ -226,42 +222,3 @@ def run(manifest_path: Path, catalog_path: Path | None = None) -> int:
         return 1
     print(f"{summary(manifest, catalog)}: no violations")
     return 0
-
-
-def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="dbt's manifest.json (default: target/manifest.json)"
-    )
-    parser.add_argument(
-        "--catalog", type=Path, help="dbt's catalog.json (default: catalog.json beside the manifest, if there)"
-    )
-
-
-def _command(args: argparse.Namespace) -> int:
-    return run(args.manifest, args.catalog)
-
-
-def add_command(subparsers) -> argparse.ArgumentParser:
-    """Register `rules` on an argparse subparsers object; its func returns the exit code."""
-    command = subparsers.add_parser(
-        "rules",
-        help="check the project's structure, keys and documentation (dbt-project-evaluator's rules)",
-        description=__doc__.splitlines()[0],
-    )
-    _arguments(command)
-    command.set_defaults(func=_command)
-    return command
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_eval.rules", description=__doc__.splitlines()[0])
-    _arguments(parser)
-    try:
-        return _command(parser.parse_args(argv))
-    except UserError as exc:
-        print(f"ml-eval rules: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,13 +3,15 @@
 dbt (through profiles.yml), MLflow and our own Python all read the same five variables:
 PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. When PGHOST is unset, an embedded
 PostgreSQL 16 (the `pgserver` wheel) is started in `.local/pgdata` of the project and
-the variables are pointed at its unix socket.
+the variables are pointed at its unix socket. Which database and where the embedded server
+keeps its files come from the resolved `ml_eval.config.Config`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -17,13 +19,11 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from ml_eval.config import Config
 from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-EMBEDDED_DIR = PROJECT_DIR / ".local" / "pgdata"
-DEFAULT_DATABASE = "ml_eval"
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Warehouse:
         return Warehouse(self.host, self.port, self.user, self.password, database, self.embedded)
 
 
-def start_embedded(data_dir: Path = EMBEDDED_DIR) -> tuple[str, int, str]:
+def start_embedded(data_dir: Path) -> tuple[str, int, str]:
     """Start (or reuse) the embedded PostgreSQL; return its socket dir, port and user."""
     import warnings
 
@@ -107,10 +107,10 @@ def start_embedded(data_dir: Path = EMBEDDED_DIR) -> tuple[str, int, str]:
     return str(info.socket_dir), int(info.port or 5432), "postgres"
 
 
-def resolve(environ: os._Environ | dict | None = None) -> Warehouse:
+def resolve(config: Config, environ: Mapping[str, str] | None = None) -> Warehouse:
     """The warehouse the environment names, starting the embedded one when PGHOST is unset."""
     env = os.environ if environ is None else environ
-    database = env.get("PGDATABASE") or DEFAULT_DATABASE
+    database = config.database
     if env.get("PGHOST"):
         port = env.get("PGPORT") or "5432"
         if not port.isdigit():
@@ -122,7 +122,7 @@ def resolve(environ: os._Environ | dict | None = None) -> Warehouse:
             password=env.get("PGPASSWORD", ""),
             database=database,
         )
-    host, port, user = start_embedded()
+    host, port, user = start_embedded(config.embedded_dir)
     return Warehouse(host=host, port=port, user=user, password="", database=database, embedded=True)
 
 
@@ -140,3 +140,30 @@ def ensure_database(warehouse: Warehouse, *, fresh: bool = False) -> None:
         if not exists:
             log.info("creating database %s", warehouse.database)
             conn.execute(sql.SQL("create database {}").format(name))
+
+
+def stop_embedded(data_dir: Path, timeout: float = 60.0) -> int | None:
+    """Stop the embedded PostgreSQL in `data_dir` and wait until it has exited.
+
+    A fast shutdown (SIGINT: open sessions are ended, the data is checkpointed); returns the
+    server's pid, or None when it was not running. Raises UserError if it outlives `timeout`."""
+    import signal
+    import time
+
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:  # a stale pid file: the server is gone already
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    raise UserError(f"the embedded PostgreSQL (pid {pid}) did not stop within {timeout:.0f} s")

@@ -1,9 +1,9 @@
 """MLflow on the warehouse: tracking store, experiment, dataset source, and how models are saved.
 
 MLflow's tracking and registry store is the warehouse itself (`Warehouse.sqlalchemy_url`),
-with its tables in their own schema (`ML_EVAL_MLFLOW_SCHEMA`, default `mlflow`, created
+with its tables in their own schema (`Config.mlflow_schema`, default `mlflow`, created
 here; MLflow creates its tables there on first use through the URL's search_path).
-Artifacts go to `.local/mlartifacts/<database>/` in the project.
+Artifacts go to `.local/mlartifacts/<database>/` in the project (`Config.artifacts_dir`).
 
 How models are saved (skops, with trusted types computed from each model)
 -----------------------------------------------------------------------------
@@ -33,11 +33,10 @@ from typing import Any
 from mlflow.data.dataset_source import DatasetSource
 from psycopg import sql
 
-from ml_eval.warehouse import PROJECT_DIR, Warehouse
+from ml_eval.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS_DIR = PROJECT_DIR / ".local" / "mlartifacts"
 TRUSTED_MODULE_PREFIX = "sklearn."
 
 
@@ -90,14 +89,14 @@ def ensure_store(warehouse: Warehouse, schema: str) -> str:
     return uri
 
 
-def artifact_location(database: str, experiment: str) -> str:
-    """A file: URI under .local/mlartifacts, one folder per database and experiment."""
-    path = ARTIFACTS_DIR / database / experiment
+def artifact_location(artifacts_dir: Path, database: str, experiment: str) -> str:
+    """A file: URI under `artifacts_dir` (.local/mlartifacts), one folder per database and experiment."""
+    path = artifacts_dir / database / experiment
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve().as_uri()
 
 
-def git_commit(directory: Path = PROJECT_DIR) -> str | None:
+def git_commit(directory: Path) -> str | None:
     """The checked-out commit of the project, or None outside a git checkout with a commit."""
     try:
         done = subprocess.run(

@@ -8,15 +8,10 @@ Rows are written with COPY, one run's batch per transaction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
-
-
-def dataset_schema() -> str:
-    return os.environ.get("ML_EVAL_DATASET_SCHEMA") or "dataset"
 
 
 DDL = """
@@ -40,12 +35,12 @@ comment on column {schema}.predictions.run_uuid is
 """
 
 
-def ensure_tables(conn: psycopg.Connection, schema: str | None = None) -> None:
+def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
     """Create the prediction tables if they are missing (idempotent).
 
     When both exist nothing is run: their DDL needs their owner (the producer), and the
     role dbt runs as (`ml-eval roles`: ml_eval_transformer) may only read them."""
-    name = schema or dataset_schema()
+    name = schema
     tables = [sql.Identifier(name, table).as_string(conn) for table in ("predictions", "prediction_scores")]
     if not conn.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null", tables).fetchone()[0]:
         conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
@@ -58,7 +53,8 @@ def write_batch(
     predicted: Sequence[int],
     probabilities: Sequence[Sequence[float]] | None,
     classes: Sequence[int],
-    schema: str | None = None,
+    *,
+    schema: str,
 ) -> int:
     """Write one run's predictions (and class probabilities) with COPY; return the count.
 
@@ -67,7 +63,7 @@ def write_batch(
     """
     if len(sample_indexes) != len(predicted):
         raise ValueError("sample_indexes and predicted differ in length")
-    name = sql.Identifier(schema or dataset_schema())
+    name = sql.Identifier(schema)
     with conn.cursor() as cur:
         # ids come from the table's own identity sequence, so concurrent writers never clash
         ids = [
@@ -76,7 +72,7 @@ def write_batch(
                 sql.SQL(
                     "select nextval(pg_get_serial_sequence({}, 'prediction_id'))"
                     " from generate_series(1, %s)"
-                ).format(sql.Literal(f'"{schema or dataset_schema()}".predictions')),
+                ).format(sql.Literal(f'"{schema}".predictions')),
                 (len(predicted),),
             )
         ]

@@ -26,7 +26,6 @@ again after a seed load (it adds what is missing). If they are missing, the sour
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -37,8 +36,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ml_eval import predictions as pred
+from ml_eval.config import Config
 from ml_eval.errors import UserError
+from ml_eval.producer import predictions as pred
 from ml_eval.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ FAMILIES = ("logistic_regression", "random_forest", "gradient_boosting", "k_neig
 HISTORY_STEPS = 5
 CHUNK_PREDICTIONS = 250_000  # predictions per COPY transaction
 THREADS = 4  # MLflow calls wait on the database most of the time: a few threads overlap them
-
-
-def mlflow_schema() -> str:
-    """The schema of MLflow's tables (ML_EVAL_MLFLOW_SCHEMA, default mlflow), as `ml-eval train`."""
-    return os.environ.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -84,17 +79,17 @@ class Samples:
     truth: np.ndarray  # int64 class labels 1..3
 
 
-def _schema(schema: str | None) -> sql.Identifier:
-    return sql.Identifier(schema or pred.dataset_schema())
+def _schema(schema: str) -> sql.Identifier:
+    return sql.Identifier(schema)
 
 
-def ensure_samples(conn: psycopg.Connection, n_samples: int, seed: int = 0, schema: str | None = None) -> Samples:
+def ensure_samples(conn: psycopg.Connection, n_samples: int, seed: int = 0, *, schema: str) -> Samples:
     """The first `n_samples` Wine samples, or (above 178) a synthetic dataset, added if missing.
 
     The seeds must be loaded. Idempotent: synthetic rows already present are kept.
     """
     name = _schema(schema)
-    if conn.execute("select to_regclass(%s)", (f'"{schema or pred.dataset_schema()}".targets',)).fetchone()[0] is None:
+    if conn.execute("select to_regclass(%s)", (f'"{schema}".targets',)).fetchone()[0] is None:
         raise UserError("the seed tables are missing: load the seeds first (`dbt seed`)")
     if n_samples <= WINE_SAMPLES:
         rows = conn.execute(
@@ -223,9 +218,9 @@ def make_run(ordinal: int, samples: Samples, seed: int = 0) -> RunData:
     )
 
 
-def _reserve_ids(conn: psycopg.Connection, count: int, schema: str | None) -> np.ndarray:
+def _reserve_ids(conn: psycopg.Connection, count: int, schema: str) -> np.ndarray:
     """`count` prediction ids from the table's identity sequence (as write_batch takes them)."""
-    sequence = f'"{schema or pred.dataset_schema()}".predictions'
+    sequence = f'"{schema}".predictions'
     low, high, ids = conn.execute(
         "select min(v), max(v), case when max(v) - min(v) + 1 <> count(*) then array_agg(v order by v) end"
         " from (select nextval(pg_get_serial_sequence(%s, 'prediction_id')) as v"
@@ -256,7 +251,7 @@ def _binary_rows(fields: list[tuple[str, np.ndarray]]) -> bytes:
 
 
 def copy_predictions(
-    conn: psycopg.Connection, runs: Sequence[RunData], classes: Sequence[int] = CLASSES, schema: str | None = None
+    conn: psycopg.Connection, runs: Sequence[RunData], classes: Sequence[int] = CLASSES, *, schema: str
 ) -> int:
     """Write the predictions and class probabilities of many runs with one binary COPY each.
 
@@ -318,35 +313,36 @@ class Generated:
         return len(self.run_ids)
 
 
-def mlflow_client(warehouse: Warehouse, schema: str | None = None):
+def mlflow_client(warehouse: Warehouse, schema: str):
     """An MlflowClient on the warehouse's MLflow schema (quiet, no telemetry)."""
-    from ml_eval import tracking
+    from ml_eval.producer import tracking
 
     tracking.quiet_mlflow()
     import mlflow
 
-    uri = tracking.tracking_uri(warehouse, schema or mlflow_schema())
+    uri = tracking.tracking_uri(warehouse, schema)
     with tracking.mlflow_quietly():
         return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _experiment_id(client, warehouse: Warehouse, name: str) -> str:
-    from ml_eval import tracking
+def _experiment_id(client, warehouse: Warehouse, config: Config, name: str) -> str:
+    from ml_eval.producer import tracking
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=tracking.artifact_location(warehouse.database, name))
+    location = tracking.artifact_location(config.artifacts_dir, warehouse.database, name)
+    return client.create_experiment(name, artifact_location=location)
 
 
-def _start(client, experiment_id: str, run: RunData, started_ms: int) -> str:
+def _start(client, experiment_id: str, run: RunData, started_ms: int, family_tag: str) -> str:
     from mlflow.entities import Metric, Param
 
     created = client.create_run(
         experiment_id,
         start_time=started_ms,
         run_name=f"scale-{run.ordinal:05d}",
-        tags={"model_family": run.family, "generator": "ml_eval.scale"},
+        tags={family_tag: run.family, "generator": "ml_eval.bench.scale"},
     )
     run_id = created.info.run_id
     metrics = [Metric(key, value, started_ms, 0) for key, value in run.metrics.items()]
@@ -359,6 +355,7 @@ def _start(client, experiment_id: str, run: RunData, started_ms: int) -> str:
 
 def generate(
     warehouse: Warehouse,
+    config: Config,
     n_runs: int,
     n_samples: int,
     *,
@@ -375,16 +372,17 @@ def generate(
     their predictions in one transaction, then mark them `status` (FINISHED, FAILED, or
     RUNNING to leave them running), the order the real producer follows.
     """
-    from ml_eval import tracking
+    from ml_eval.producer import tracking
 
     started = time.perf_counter()
     done = Generated()
-    client = mlflow_client(warehouse)
+    client = mlflow_client(warehouse, config.mlflow_schema)
     with warehouse.connect() as conn, tracking.mlflow_quietly():
         with conn.transaction():
-            pred.ensure_tables(conn)
-            samples = ensure_samples(conn, n_samples, seed)
-        experiment_id = _experiment_id(client, warehouse, experiment)
+            pred.ensure_tables(conn, config.dataset_schema)
+            samples = ensure_samples(conn, n_samples, seed, schema=config.dataset_schema)
+        experiment_id = _experiment_id(client, warehouse, config, experiment)
+        family_tag = config.var("model_family_tag")
         per_chunk = max(1, CHUNK_PREDICTIONS // n_samples)
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             for chunk_start in range(first_ordinal, first_ordinal + n_runs, per_chunk):
@@ -392,12 +390,12 @@ def generate(
                 runs = [make_run(ordinal, samples, seed) for ordinal in ordinals]
                 now = int(time.time() * 1000)
                 t0 = time.perf_counter()
-                for run, run_id in zip(runs, pool.map(lambda r: _start(client, experiment_id, r, now), runs)):
+                for run, run_id in zip(runs, pool.map(lambda r: _start(client, experiment_id, r, now, family_tag), runs)):
                     run.run_id = run_id
                 done.mlflow_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 with conn.transaction():
-                    done.n_predictions += copy_predictions(conn, runs)
+                    done.n_predictions += copy_predictions(conn, runs, schema=config.dataset_schema)
                 done.copy_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if status != "RUNNING":
@@ -412,10 +410,10 @@ def generate(
     return done
 
 
-def analyze(warehouse: Warehouse) -> None:
+def analyze(warehouse: Warehouse, config: Config) -> None:
     """Vacuum and analyze the tables the generator wrote, as autovacuum would after a while."""
-    tables = [(pred.dataset_schema(), name) for name in ("predictions", "prediction_scores", "samples", "targets")]
-    tables += [(mlflow_schema(), name) for name in ("runs", "metrics", "latest_metrics", "params", "tags")]
+    tables = [(config.dataset_schema, name) for name in ("predictions", "prediction_scores", "samples", "targets")]
+    tables += [(config.mlflow_schema, name) for name in ("runs", "metrics", "latest_metrics", "params", "tags")]
     with warehouse.connect(autocommit=True) as conn:
         for schema, name in tables:
             conn.execute(sql.SQL("vacuum (analyze) {}").format(sql.Identifier(schema, name)))

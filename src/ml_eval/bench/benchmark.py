@@ -1,6 +1,6 @@
 """`ml-eval bench`: the evaluation marts at 10,000 to 10 million predictions, timed.
 
-For every size R x S (R runs of S predictions, `ml_eval.scale`), in a fresh database of the
+For every size R x S (R runs of S predictions, `ml_eval.bench.scale`), in a fresh database of the
 warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
 
 1. load the seeds (`dbt seed`), generate the runs (MLflow client + COPY), vacuum analyze;
@@ -27,7 +27,6 @@ marts SQL / floor (<= 2 at 10M), incremental / full (<= 5%), pandas / marts SQL 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -43,8 +42,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml_eval import scale
 from ml_eval import warehouse as wh
+from ml_eval.bench import scale
+from ml_eval.config import Config
+from ml_eval.dbt import dbt_arguments
 from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class PandasRoute:
         return self.read_seconds + self.compute_seconds
 
 
-def pandas_route(warehouse: wh.Warehouse, dataset_schema: str | None = None, mlflow_schema: str | None = None) -> PandasRoute:
+def pandas_route(warehouse: wh.Warehouse, config: Config) -> PandasRoute:
     """Read every evaluated run's predictions into pandas, compute its metrics with scikit-learn.
 
     A run is evaluated as in the marts: FINISHED, not deleted, in an experiment not deleted.
@@ -120,10 +121,7 @@ def pandas_route(warehouse: wh.Warehouse, dataset_schema: str | None = None, mlf
     import pandas as pd
     import sqlalchemy
 
-    from ml_eval import predictions as pred
-
-    dataset_schema = dataset_schema or pred.dataset_schema()
-    mlflow_schema = mlflow_schema or scale.mlflow_schema()
+    dataset_schema, mlflow_schema = config.dataset_schema, config.mlflow_schema
     engine = sqlalchemy.create_engine(warehouse.sqlalchemy_url("public"))
     started = time.perf_counter()
     evaluated = f"""
@@ -230,12 +228,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 _PEAK = "ml-eval-bench-peak-kb"
 
 
-def _child(command: list[str], env: dict[str, str]) -> tuple[int, str, float, float]:
+def _child(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, float, float]:
     """Run a child process; return its exit code, output, wall seconds and peak RSS in MB."""
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-S", "-c", _LAUNCHER, *command],
-        env=env, cwd=wh.PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - started
     lines = done.stdout.splitlines()
@@ -244,16 +242,18 @@ def _child(command: list[str], env: dict[str, str]) -> tuple[int, str, float, fl
     return done.returncode, "\n".join(line for line in lines if not line.startswith(_PEAK)), wall, peak_mb
 
 
-def run_dbt_timed(args: list[str], warehouse: wh.Warehouse, target: Path, pg_options: str = "") -> Build:
+def run_dbt_timed(
+    args: list[str], warehouse: wh.Warehouse, config: Config, target: Path, pg_options: str = ""
+) -> Build:
     """`dbt <args>` in a child process; its wall time, models' SQL time and peak RSS."""
     env = {**os.environ, **warehouse.env(), "DO_NOT_TRACK": "1"}
     if pg_options:
         env["PGOPTIONS"] = pg_options
     command = [
-        *_dbt_command(), *args, "--project-dir", str(wh.PROJECT_DIR), "--profiles-dir", str(wh.PROJECT_DIR),
+        *_dbt_command(), *dbt_arguments(args, config),
         "--target-path", str(target / "target"), "--log-path", str(target / "logs"),
     ]  # fmt: skip
-    code, output, wall, peak = _child(command, env)
+    code, output, wall, peak = _child(command, env, config.project_dir)
     if code != 0:
         errors = [line for line in output.splitlines() if "ERROR" in line or "Error" in line]
         raise UserError(f"dbt {' '.join(args)} failed: {(errors or output.splitlines()[-1:] or ['?'])[0].strip()}")
@@ -305,22 +305,22 @@ group by p.run_uuid
 """
 
 
-def floor_seconds(warehouse: wh.Warehouse, pg_options: str = "", repeat: int = 3, query: str = FLOOR_SQL) -> float:
+def floor_seconds(
+    warehouse: wh.Warehouse, config: Config, pg_options: str = "", repeat: int = 3, query: str = FLOOR_SQL
+) -> float:
     """Best client time of a floor query (all result rows fetched)."""
-    from ml_eval import predictions as pred
-
     best = math.inf
     kwargs = {"options": pg_options} if pg_options else {}
     with warehouse.connect(**kwargs) as conn:
         for _ in range(repeat):
             started = time.perf_counter()
-            conn.execute(query.format(schema=pred.dataset_schema())).fetchall()
+            conn.execute(query.format(schema=config.dataset_schema)).fetchall()
             best = min(best, time.perf_counter() - started)
     return best
 
 
 def bench_size(
-    base: wh.Warehouse, runs: int, samples: int, *, work: Path, seed: int, pandas_max: int, keep: bool,
+    base: wh.Warehouse, config: Config, runs: int, samples: int, *, work: Path, seed: int, pandas_max: int, keep: bool,
     pg_options: str, threads: int, report,
 ) -> SizeResult:  # fmt: skip
     result = SizeResult(runs, samples)
@@ -328,49 +328,49 @@ def bench_size(
     wh.ensure_database(warehouse, fresh=True)
     try:
         report(f"{runs}x{samples}: database {warehouse.database}: loading the seeds")
-        run_dbt_timed(["seed", "--quiet"], warehouse, work, pg_options)
+        run_dbt_timed(["seed", "--quiet"], warehouse, config, work, pg_options)
         generated = scale.generate(
-            warehouse, runs, samples, seed=seed, threads=threads, report=lambda line: report(f"{runs}x{samples}: {line}")
+            warehouse, config, runs, samples, seed=seed, threads=threads, report=lambda line: report(f"{runs}x{samples}: {line}")
         )
         result.generate_seconds = generated.seconds
         result.mlflow_seconds = generated.mlflow_seconds
         result.copy_seconds = generated.copy_seconds
         started = time.perf_counter()
-        scale.analyze(warehouse)
+        scale.analyze(warehouse, config)
         result.analyze_seconds = time.perf_counter() - started
         report(
             f"{runs}x{samples}: generated {generated.n_runs} runs, {generated.n_predictions:,} predictions in"
             f" {generated.seconds:.0f} s (MLflow {generated.mlflow_seconds:.0f} s, COPY {generated.copy_seconds:.0f} s)"
         )
         report(f"{runs}x{samples}: full build")
-        result.full = run_dbt_timed(["run", "--full-refresh", "--select", SELECTION], warehouse, work, pg_options)
+        result.full = run_dbt_timed(["run", "--full-refresh", "--select", SELECTION], warehouse, config, work, pg_options)
         report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
-        result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
-        scale.generate(warehouse, 1, samples, seed=seed, first_ordinal=runs, threads=1)
-        result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, work, pg_options)
+        result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
+        scale.generate(warehouse, config, 1, samples, seed=seed, first_ordinal=runs, threads=1)
+        result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
         report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
-        result.floor = floor_seconds(warehouse, pg_options)
-        result.log_loss_floor = floor_seconds(warehouse, pg_options, repeat=1, query=LOG_LOSS_FLOOR_SQL)
-        result.auc_floor = floor_seconds(warehouse, pg_options, repeat=1, query=AUC_FLOOR_SQL)
+        result.floor = floor_seconds(warehouse, config, pg_options)
+        result.log_loss_floor = floor_seconds(warehouse, config, pg_options, repeat=1, query=LOG_LOSS_FLOOR_SQL)
+        result.auc_floor = floor_seconds(warehouse, config, pg_options, repeat=1, query=AUC_FLOOR_SQL)
         if runs * samples <= pandas_max:
             report(f"{runs}x{samples}: pandas + scikit-learn route")
             env = {**os.environ, **warehouse.env()}
             if pg_options:
                 env["PGOPTIONS"] = pg_options
-            code, output, wall, peak = _child([sys.executable, "-m", "ml_eval.bench", "--pandas-route"], env)
+            code, output, wall, peak = _child([sys.executable, "-m", "ml_eval", "bench", "--pandas-route"], env, config.project_dir)
             if code != 0:
                 raise UserError(f"the pandas route failed: {output.strip().splitlines()[-1:]}")
             result.pandas = {**json.loads(output.strip().splitlines()[-1]), "wall": wall, "peak_mb": peak}
     finally:
         if not keep:
-            _drop(warehouse)
+            _drop(warehouse, config)
     return result
 
 
-def _drop(warehouse: wh.Warehouse) -> None:
+def _drop(warehouse: wh.Warehouse, config: Config) -> None:
     with warehouse.connect("postgres", autocommit=True) as conn:
         conn.execute(f'drop database if exists "{warehouse.database}" with (force)')
-    shutil.rmtree(wh.PROJECT_DIR / ".local" / "mlartifacts" / warehouse.database, ignore_errors=True)
+    shutil.rmtree(config.artifacts_dir / warehouse.database, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -484,78 +484,40 @@ def table(results: list[SizeResult]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# command line
+# entry points (the command line is ml_eval.cli's `bench`)
 
 
-def _arguments(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    command.add_argument(
-        "--sizes", default=DEFAULT_SIZES, help=f"comma-separated RUNSxSAMPLES (default: {DEFAULT_SIZES})"
-    )
-    command.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: 0)")
-    command.add_argument(
-        "--pandas-max", type=int, default=PANDAS_MAX,
-        help=f"run the pandas route up to this many predictions (default: {PANDAS_MAX:,})",
-    )  # fmt: skip
-    command.add_argument("--keep", action="store_true", help="keep the bench databases")
-    command.add_argument("--threads", type=int, default=scale.THREADS, help="threads registering MLflow runs")
-    command.add_argument(
-        "--pg-options", default=os.environ.get("ML_EVAL_BENCH_PGOPTIONS", ""),
-        help="libpq options for every session, e.g. '-c work_mem=256MB -c jit=off' (default: none)",
-    )  # fmt: skip
-    command.add_argument("--pandas-route", action="store_true", help=argparse.SUPPRESS)
-    return command
+def pandas_route_line(warehouse: wh.Warehouse, config: Config) -> str:
+    """The pandas route as the bench's child process reports it: one JSON line."""
+    route = pandas_route(warehouse, config)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return json.dumps({
+        "read_seconds": route.read_seconds, "compute_seconds": route.compute_seconds,
+        "runs": len(route.metrics), "predictions": route.n_predictions, "self_peak_mb": peak,
+    })  # fmt: skip
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.pandas_route:  # the child process of step 5: one JSON line
-        route = pandas_route(wh.resolve())
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({
-            "read_seconds": route.read_seconds, "compute_seconds": route.compute_seconds,
-            "runs": len(route.metrics), "predictions": route.n_predictions, "self_peak_mb": peak,
-        }))  # fmt: skip
-        return 0
-    sizes = [scale.parse_size(text) for text in args.sizes.split(",") if text.strip()]
-    base = wh.resolve()
+def run_bench(
+    base: wh.Warehouse, config: Config, sizes: str = DEFAULT_SIZES, *, seed: int = 0, pandas_max: int = PANDAS_MAX,
+    keep: bool = False, pg_options: str = "", threads: int = scale.THREADS,
+) -> str:  # fmt: skip
+    """Every size in turn (progress on stderr); the machine and the table, as text."""
+    parsed = [scale.parse_size(text) for text in sizes.split(",") if text.strip()]
 
     def report(line: str) -> None:
         print(f"bench: {line}", file=sys.stderr, flush=True)
 
     results = []
     with tempfile.TemporaryDirectory(prefix="ml_eval_bench_") as work:
-        for runs, samples in sizes:
+        for runs, samples in parsed:
             results.append(
                 bench_size(
-                    base, runs, samples, work=Path(work), seed=args.seed, pandas_max=args.pandas_max,
-                    keep=args.keep, pg_options=args.pg_options, threads=args.threads, report=report,
+                    base, config, runs, samples, work=Path(work), seed=seed, pandas_max=pandas_max,
+                    keep=keep, pg_options=pg_options, threads=threads, report=report,
                 )
             )  # fmt: skip
     lines = _machine(base)
     lines.append(f"dbt: dbt run --select {SELECTION} ({results[0].full.models} models); SQL = sum of their execution_time")
-    if args.pg_options:
-        lines.append(f"session options (PGOPTIONS): {args.pg_options}")
-    print("\n".join([*lines, "", *table(results)]))
-    return 0
-
-
-def add_command(subparsers) -> argparse.ArgumentParser:
-    """Register `bench` on the `ml-eval` sub-commands; its func returns the exit code."""
-    text = "benchmark the evaluation marts at growing sizes against the floor and pandas"
-    command = subparsers.add_parser("bench", help=text, description=text)
-    command.set_defaults(func=cmd_bench)
-    return _arguments(command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _arguments(argparse.ArgumentParser(prog="python -m ml_eval.bench", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return cmd_bench(args)
-    except UserError as exc:
-        print(f"ml-eval bench: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if pg_options:
+        lines.append(f"session options (PGOPTIONS): {pg_options}")
+    return "\n".join([*lines, "", *table(results)])

@@ -1,6 +1,7 @@
 """Headless Chromium for tests that must see a page as a browser renders it (stdlib only).
 
-- `chromium_path()`: Debian's `chromium`, installed with apt-get when missing (as root).
+- `chromium_path()`: Debian's `chromium`, installed by the set-up step (`make setup-browser`,
+  which `make test` runs), never from here.
 - `screenshot(url_or_path, png, width, height)` and `dump_dom(url_or_path)`: one-shot
   command-line runs; `--virtual-time-budget` lets JavaScript-rendered pages finish first.
 - `open_page(width, height)`: a live page driven over the Chrome DevTools Protocol
@@ -49,22 +50,13 @@ FLAGS = (
 
 
 def chromium_path() -> str:
-    """The Chromium binary: $ML_EVAL_CHROMIUM, `chromium` on PATH, else apt-get installs it."""
+    """The Chromium binary: $ML_EVAL_CHROMIUM, `chromium` on PATH, or Debian's /usr/bin/chromium."""
     found = os.environ.get("ML_EVAL_CHROMIUM") or shutil.which("chromium")
     if found:
         return found
     if Path(DEFAULT_BINARY).exists():
         return DEFAULT_BINARY
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError("chromium is not installed: run `apt-get install -y chromium` as root")
-    log.info("installing Debian's chromium with apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"{' '.join(command)} failed: {last}")
-    return DEFAULT_BINARY
+    raise RuntimeError("chromium is not installed: run `make setup-browser` (Debian's package, as root)")
 
 
 def to_url(url_or_path: str | Path) -> str:

@@ -4,7 +4,7 @@ MLflow 3.17 (this project's MLflow) refuses to write to an older schema, so a 2.
 with real runs in it can only be made by MLflow 2.22. `create_legacy_runs` does that:
 
 1. In our own environment: read and split the seeded Wine data exactly as `ml-eval train`
-   does, fit the candidates and score them with scikit-learn (`ml_eval.train.evaluate`).
+   does, fit the candidates and score them with scikit-learn (`ml_eval.producer.train.evaluate`).
 2. In a separate environment made by uv (`uv tool run --from 'mlflow==2.22.*'`, cached by uv
    after its first use): the script `LEGACY_SCRIPT` receives those results as JSON on stdin
    and logs them through MLflow 2.22's own API: an experiment, one run per candidate (params,
@@ -13,7 +13,7 @@ with real runs in it can only be made by MLflow 2.22. `create_legacy_runs` does 
    Opening the tracking store creates MLflow 2.22's tables (alembic head 0584bdc529eb). It
    prints the run ids and versions as JSON on its last stdout line.
 3. Back in our environment: the predictions of each run are written with
-   `ml_eval.predictions.write_batch` (psycopg 3, COPY), all in one transaction.
+   `ml_eval.producer.predictions.write_batch` (psycopg 3, COPY), all in one transaction.
 
 The model versions point at a small `model/estimator.json` artifact (the estimator and its
 hyperparameters), not at a pickled model: a pickle made by our scikit-learn would have to be
@@ -36,10 +36,11 @@ from pathlib import Path
 
 from psycopg import sql
 
-from ml_eval import predictions
-from ml_eval.candidates import Candidate, default_candidates, hyperparameters
+from ml_eval.config import Config
 from ml_eval.errors import UserError
-from ml_eval.warehouse import PROJECT_DIR, Warehouse
+from ml_eval.producer import predictions
+from ml_eval.producer.candidates import Candidate, default_candidates, hyperparameters
+from ml_eval.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ ALEMBIC_REVISION = "0584bdc529eb"  # the head of MLflow 2.22's migrations
 DEFAULT_EXPERIMENT = "wine-classification-mlflow-2.22"
 DEFAULT_REGISTERED_MODEL = "wine-classifier"
 DEFAULT_CANDIDATES = ("baseline-most-frequent", "logreg-c0.1", "gboost-50x0.3-depth2", "knn-5")
-ARTIFACTS_DIR = PROJECT_DIR / ".local" / "mlartifacts"  # as ml_eval.tracking, without importing MLflow 3
 TIMEOUT_SECONDS = 900  # the first use downloads MLflow 2.22 and its dependencies (~100 MB)
 
 # Runs inside the MLflow 2.22 environment: only MLflow 2.22, pandas and the standard library.
@@ -73,7 +73,7 @@ if not mlflow.__version__.startswith("2.22."):
 
 
 class WarehouseTableSource(DatasetSource):
-    """The same source type as ml_eval.tracking.WarehouseTableSource: warehouse tables."""
+    """The same source type as ml_eval.producer.tracking.WarehouseTableSource: warehouse tables."""
 
     def __init__(self, database, tables):
         self.database, self.tables = database, list(tables)
@@ -151,7 +151,7 @@ for spec in job["runs"]:
     done.append({"name": spec["name"], "run_id": run_id, "version": str(version)})
 
 champion = next(run for run in done if run["name"] == job["champion"])
-client.set_registered_model_alias(model_name, "champion", champion["version"])
+client.set_registered_model_alias(model_name, job["champion_alias"], champion["version"])
 print(json.dumps({"mlflow_version": mlflow.__version__, "experiment_id": str(experiment_id), "runs": done}))
 '''
 
@@ -230,6 +230,7 @@ def run_legacy_script(job: dict, timeout: float = TIMEOUT_SECONDS) -> dict:
 
 def create_legacy_runs(
     warehouse: Warehouse,
+    config: Config,
     *,
     mlflow_schema: str | None = None,
     dataset_schema: str | None = None,
@@ -244,10 +245,12 @@ def create_legacy_runs(
     The seeds must be loaded. The schema must be empty or already MLflow 2.22's: a schema
     another MLflow release made is refused, since MLflow 2.22 cannot migrate it.
     """
-    from ml_eval.train import RunResult, choose_champion, evaluate, make_split, read_dataset
+    from ml_eval.producer.train import RunResult, choose_champion, evaluate, make_split, read_dataset
 
-    mlflow_schema = mlflow_schema or os.environ.get("ML_EVAL_MLFLOW_SCHEMA") or "mlflow"
-    dataset_schema = dataset_schema or predictions.dataset_schema()
+    mlflow_schema = mlflow_schema or config.mlflow_schema
+    dataset_schema = dataset_schema or config.dataset_schema
+    metric_keys = dict(config.var("mlflow_metric_keys"))
+    family_tag = config.var("model_family_tag")
     chosen = _candidates(candidates)
     if not chosen:
         raise UserError("no candidate models to track")
@@ -280,9 +283,12 @@ def create_legacy_runs(
         specs.append(
             {
                 "name": candidate.name,
-                "tags": {"model_family": candidate.family, "estimator": type(model).__name__},
+                "tags": {family_tag: candidate.family, "estimator": type(model).__name__},
                 "params": {key: str(value) for key, value in params.items()},
-                "metrics": evaluation.metrics,
+                "metrics": {
+                    "example_count": float(len(split.y_test)),
+                    **{metric_keys.get(name, name): value for name, value in evaluation.metrics.items()},
+                },
                 "history": evaluation.history,
                 "estimator": {"class": type(model).__name__, "params": {k: str(v) for k, v in params.items()}},
             }
@@ -293,15 +299,16 @@ def create_legacy_runs(
 
     test = split.x_test.assign(**{"class": split.y_test}).reset_index(drop=True)
     columns = {str(column): test[column].tolist() for column in test.columns}  # Python scalars, exact
-    artifacts = ARTIFACTS_DIR / warehouse.database / experiment
+    artifacts = config.artifacts_dir / warehouse.database / experiment
     artifacts.mkdir(parents=True, exist_ok=True)
     job = {
         "tracking_uri": tracking_uri(warehouse, mlflow_schema),
         "experiment": experiment,
         "artifact_location": artifacts.resolve().as_uri(),
         "registered_model": registered_model,
-        "registered_model_description": "Wine classifiers tracked by MLflow 2.22 (ml_eval.mlflow_legacy).",
+        "registered_model_description": "Wine classifiers tracked by MLflow 2.22 (tests_python/support/mlflow_legacy.py).",
         "champion": champion_name,
+        "champion_alias": config.var("champion_alias"),
         "dataset": {
             "name": f"{dataset_schema}.samples:test",
             "database": warehouse.database,

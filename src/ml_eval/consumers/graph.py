@@ -1,7 +1,7 @@
 """`ml-eval export-graph`: the ML lineage graph (design document 002) as files Neo4j loads.
 
 The graph is built by dbt (`marts.lineage_nodes`, `marts.lineage_edges`); this module only
-reads those two tables (schema `ML_EVAL_MARTS_SCHEMA`, default `published`) and writes, into one
+reads those two tables (the published schema, `Config.published_schema`) and writes, into one
 folder:
 
 - `nodes_<Label>.csv`, one per node label: `node_id`, `name`, then the keys of the nodes'
@@ -28,14 +28,11 @@ quote needs that setting.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
 import math
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +44,7 @@ from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = wh.PROJECT_DIR / "target" / "lineage_graph"
+OUT_DIR = "lineage_graph"  # under the project's target/
 LABELS = ("Project", "Dataset", "Model", "Experiment", "Metric")
 RELATIONSHIPS = (
     ("Project", "HAS", "Dataset"),
@@ -62,11 +59,6 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 INT64 = (-(2**63), 2**63 - 1)
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 NEO4J_CAST = {"STRING": "{}", "INT64": "toInteger({})", "DOUBLE": "toFloat({})", "BOOLEAN": "toBoolean({})"}
-
-
-def marts_schema(environ: dict | os._Environ | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get("ML_EVAL_MARTS_SCHEMA") or "published"
 
 
 @dataclass(frozen=True)
@@ -96,9 +88,8 @@ class Graph:
 # --- read ---------------------------------------------------------------------------
 
 
-def read_graph(warehouse: wh.Warehouse, schema: str | None = None) -> Graph:
-    """The rows of lineage_nodes and lineage_edges, in node_id / edge_id order."""
-    schema = schema or marts_schema()
+def read_graph(warehouse: wh.Warehouse, schema: str) -> Graph:
+    """The rows of lineage_nodes and lineage_edges of `schema`, in node_id / edge_id order."""
     with warehouse.connect() as conn:
         for table in ("lineage_nodes", "lineage_edges"):
             name = sql.Identifier(schema, table).as_string(conn)
@@ -320,47 +311,6 @@ def write_graph(graph: Graph, out_dir: Path) -> list[Path]:
     return written
 
 
-def export_graph(warehouse: wh.Warehouse, out_dir: Path | str = DEFAULT_OUT) -> list[Path]:
-    """Read the lineage marts of the warehouse and write the graph's files into out_dir."""
-    return write_graph(read_graph(warehouse), Path(out_dir))
-
-
-# --- command line -------------------------------------------------------------------
-
-
-def _run(args: argparse.Namespace) -> int:
-    env = dict(os.environ)
-    if getattr(args, "database", None):
-        env["PGDATABASE"] = args.database
-    for path in export_graph(wh.resolve(env), Path(args.out)):
-        print(path)
-    return 0
-
-
-def _arguments(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    command.add_argument("--out", default=str(DEFAULT_OUT), help=f"folder to write into (default: {DEFAULT_OUT})")
-    command.add_argument("--database", help="database name (default: $PGDATABASE or ml_eval)")
-    return command
-
-
-def add_command(subparsers) -> argparse.ArgumentParser:
-    """Register `export-graph` on the CLI's subparsers; its handler is `args.func(args)`."""
-    help_text = "export the ML lineage graph as CSV files and Cypher scripts for Neo4j and Kùzu"
-    command = subparsers.add_parser("export-graph", help=help_text, description=help_text)
-    command.set_defaults(func=_run)
-    return _arguments(command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python -m ml_eval.graph", description=__doc__.splitlines()[0])
-    args = _arguments(top).parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args)
-    except UserError as exc:
-        print(f"ml-eval: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def export_graph(warehouse: wh.Warehouse, schema: str, out_dir: Path) -> list[Path]:
+    """Read the lineage marts of the warehouse's `schema` and write the graph's files into out_dir."""
+    return write_graph(read_graph(warehouse, schema), Path(out_dir))

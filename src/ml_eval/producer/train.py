@@ -1,75 +1,88 @@
 """`ml-eval train`: fit the candidate models on the seeded data, track them in MLflow, store predictions.
 
 1. Read `samples` joined to `targets` (on sample_index) from the dataset schema
-   (`ML_EVAL_DATASET_SCHEMA`, default `dataset`) and validate them before anything is
+   (`Config.dataset_schema`, default `dataset`) and validate them before anything is
    written: a missing or empty table, samples without a target, a single class, NULL
    values or an impossible split stop with one line (`UserError`), leaving no MLflow run
    and no prediction behind.
 2. Split once, stratified and seeded (test_size 0.3, random_state 42: 124 train / 54 test).
-3. Per candidate (`ml_eval.candidates`), one MLflow run in experiment `wine-classification`:
+3. Per candidate (`ml_eval.producer.candidates`), one MLflow run in `Config.experiment`:
    log the params -> fit -> predict on the test split -> COPY the predictions in an open
    transaction -> log the two datasets, the model, the metrics (named as MLflow's evaluator
-   names them, linked to the model and dataset) and their per-stage history, register the
-   model as a version of `wine-classifier` -> commit the predictions -> the run ends
+   names them, var `mlflow_metric_keys`, linked to the model and dataset) and their per-stage
+   history, register the model as a version of `Config.registered_model` -> commit the predictions -> the run ends
    FINISHED. Any exception on the way rolls the predictions back and MLflow's `start_run`
    context marks the run FAILED; the command stops there (exit 2, no champion change).
-4. The alias `champion` goes to the version, among this invocation's runs, with the best
+4. The alias (var `champion_alias`) goes to the version, among this invocation's runs, with the best
    macro F1 on the test split; ties go to the lower log_loss, then to the lower version
    number (the earlier candidate). Scores are compared rounded to 12 decimals, so runs
    whose F1 differ only by floating-point noise count as tied.
 
 Re-running appends new runs, versions and predictions; earlier ones are never touched.
-How models are saved (skops and its trusted types) is explained in `ml_eval.tracking`.
+How models are saved (skops and its trusted types) is explained in `ml_eval.producer.tracking`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ml_eval import predictions
-from ml_eval.candidates import Candidate, default_candidates, hyperparameters
+from ml_eval.config import Config
 from ml_eval.errors import UserError
+from ml_eval.producer import predictions
+from ml_eval.producer.candidates import Candidate, default_candidates, hyperparameters
 from ml_eval.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPERIMENT = "wine-classification"
-DEFAULT_REGISTERED_MODEL = "wine-classifier"
-CHAMPION_ALIAS = "champion"
 LABEL = "class"
 KEY_COLUMNS = ("sample_id", "dataset_id", "sample_index")
 NUMERIC_TYPES = ("double precision", "real", "integer", "smallint", "bigint", "numeric")
 SHOWN = 5  # how many offending keys an error message lists
 
 
+TEST_SIZE = 0.3
+RANDOM_STATE = 42
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where to read and write, and how to split; defaults from the ML_EVAL_* variables."""
+    """What one `train` invocation reads from the configuration, and how it splits."""
 
-    dataset_schema: str = "dataset"
-    mlflow_schema: str = "mlflow"
-    experiment: str = DEFAULT_EXPERIMENT
-    registered_model: str = DEFAULT_REGISTERED_MODEL
-    test_size: float = 0.3
-    random_state: int = 42
+    dataset_schema: str
+    mlflow_schema: str
+    experiment: str
+    registered_model: str
+    metric_keys: dict[str, str]  # marts' metric -> the key MLflow logs (var mlflow_metric_keys)
+    champion_alias: str
+    model_family_tag: str
+    git_commit_tag: str
+    artifacts_dir: Path
+    project_dir: Path
+    test_size: float = TEST_SIZE
+    random_state: int = RANDOM_STATE
 
     @classmethod
-    def from_env(cls, environ: dict | os._Environ | None = None, **overrides) -> Settings:
-        env = os.environ if environ is None else environ
+    def from_config(cls, config: Config, **overrides) -> Settings:
         values = {
-            "dataset_schema": env.get("ML_EVAL_DATASET_SCHEMA") or cls.dataset_schema,
-            "mlflow_schema": env.get("ML_EVAL_MLFLOW_SCHEMA") or cls.mlflow_schema,
-            "experiment": env.get("ML_EVAL_EXPERIMENT") or cls.experiment,
-            "registered_model": env.get("ML_EVAL_REGISTERED_MODEL") or cls.registered_model,
+            "dataset_schema": config.dataset_schema,
+            "mlflow_schema": config.mlflow_schema,
+            "experiment": config.experiment,
+            "registered_model": config.registered_model,
+            "metric_keys": dict(config.var("mlflow_metric_keys")),
+            "champion_alias": config.var("champion_alias"),
+            "model_family_tag": config.var("model_family_tag"),
+            "git_commit_tag": config.var("git_commit_tags")[0],
+            "artifacts_dir": config.artifacts_dir,
+            "project_dir": config.project_dir,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -263,14 +276,16 @@ def evaluate(model, split: Split, labels: Sequence[int]) -> Evaluation:
     predicted = np.asarray(model.predict(split.x_test)).astype("int64")
     probabilities = _aligned(np.asarray(model.predict_proba(split.x_test)), model.classes_, labels)
     labels = list(labels)
+    # named as the marts name them; logged under var mlflow_metric_keys (see _log_metrics)
     scores = {
-        "example_count": float(len(y_true)),
-        "accuracy_score": m.accuracy_score(y_true, predicted),
-        "precision_score": m.precision_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
-        "recall_score": m.recall_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
-        "f1_score": m.f1_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
+        "accuracy": m.accuracy_score(y_true, predicted),
+        "precision_weighted": m.precision_score(
+            y_true, predicted, labels=labels, average="weighted", zero_division=0
+        ),
+        "recall_weighted": m.recall_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
+        "f1_weighted": m.f1_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
         # the champion's criterion, next to the evaluator's weighted F1
-        "f1_score_macro": m.f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0),
+        "f1_macro": m.f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0),
         "log_loss": m.log_loss(y_true, probabilities, labels=labels),
     }
     try:
@@ -293,7 +308,7 @@ def choose_champion(runs: Sequence[RunResult]) -> RunResult:
     return min(
         runs,
         key=lambda run: (
-            -round(run.metrics["f1_score_macro"], 12),
+            -round(run.metrics["f1_macro"], 12),
             round(run.metrics["log_loss"], 12),
             int(run.version),
         ),
@@ -347,20 +362,25 @@ def _pip_requirements() -> list[str]:
 
 
 def _experiment(client, settings: Settings, database: str) -> str:
-    from ml_eval import tracking
+    from ml_eval.producer import tracking
 
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
         return client.create_experiment(
-            settings.experiment, artifact_location=tracking.artifact_location(database, settings.experiment)
+            settings.experiment,
+            artifact_location=tracking.artifact_location(settings.artifacts_dir, database, settings.experiment),
         )
     if experiment.lifecycle_stage != "active":
         raise UserError(f"MLflow experiment {settings.experiment!r} is deleted: restore it or name another")
     return experiment.experiment_id
 
 
-def _log_metrics(client, run_id: str, model_id: str, evaluation: Evaluation, datasets: dict) -> None:
-    """The test-split scores at step 0 and the per-stage history, linked to the model and dataset."""
+def _log_metrics(
+    client, run_id: str, model_id: str, evaluation: Evaluation, datasets: dict, metric_keys: dict[str, str]
+) -> None:
+    """The test-split scores at step 0, each under the key var mlflow_metric_keys gives it (and
+    `example_count`, as MLflow's evaluator logs it), and the per-stage history, linked to the
+    model and dataset."""
     from mlflow.entities import Metric
 
     def metric(key: str, value: float, step: int, context: str) -> Metric:
@@ -370,7 +390,9 @@ def _log_metrics(client, run_id: str, model_id: str, evaluation: Evaluation, dat
         )
 
     now = int(time.time() * 1000)
-    metrics = [metric(key, value, 0, "evaluation") for key, value in evaluation.metrics.items()]
+    n_test = float(len(evaluation.predicted))
+    metrics = [metric("example_count", n_test, 0, "evaluation")]
+    metrics += [metric(metric_keys.get(name, name), value, 0, "evaluation") for name, value in evaluation.metrics.items()]
     for key, values in evaluation.history.items():
         context = "training" if key.startswith("train_") else "evaluation"
         metrics += [metric(key, value, step, context) for step, value in enumerate(values, start=1)]
@@ -395,11 +417,11 @@ def _run(candidate: Candidate, session: _Session) -> RunResult:
     from mlflow.entities import Param
     from mlflow.models import infer_signature
 
-    from ml_eval import tracking
+    from ml_eval.producer import tracking
 
     settings, client, split = session.settings, session.client, session.split
     model = candidate.build()
-    tags = {**session.tags, "model_family": candidate.family, "estimator": _describe(model)}
+    tags = {**session.tags, settings.model_family_tag: candidate.family, "estimator": _describe(model)}
     with tracking.mlflow_quietly(), mlflow.start_run(
         experiment_id=session.experiment_id, run_name=candidate.name, tags=tags
     ) as run:
@@ -432,26 +454,25 @@ def _run(candidate: Candidate, session: _Session) -> RunResult:
                 pip_requirements=session.pip_requirements,
                 skops_trusted_types=tracking.skops_trusted_types(model),
             )
-            _log_metrics(client, run_id, info.model_id, evaluation, session.datasets)
+            _log_metrics(client, run_id, info.model_id, evaluation, session.datasets, settings.metric_keys)
             _ensure_registered_model(client, settings.registered_model)
             version = client.create_model_version(
                 settings.registered_model,
                 source=info.model_uri,
                 run_id=run_id,
                 model_id=info.model_id,
-                tags={"model_family": candidate.family, "run_name": candidate.name},
+                tags={settings.model_family_tag: candidate.family, "run_name": candidate.name},
             ).version
     return RunResult(candidate.name, candidate.family, run_id, version, evaluation.metrics)
 
 
 def train(
     warehouse: Warehouse,
-    settings: Settings | None = None,
+    settings: Settings,
     candidates: Sequence[Candidate] | None = None,
     report: Callable[[str], None] = log.info,
 ) -> TrainResult:
     """Validate the data, train every candidate as one MLflow run, crown the champion."""
-    settings = settings or Settings.from_env()
     candidates = list(candidates) if candidates is not None else default_candidates(settings.random_state)
     if not candidates:
         raise UserError("no candidate models to train")
@@ -461,7 +482,7 @@ def train(
         log.info("read %d samples, %d features, classes %s", len(dataset.classes), dataset.features.shape[1], dataset.labels)
 
         # The input is valid: from here on things are written.
-        from ml_eval import tracking
+        from ml_eval.producer import tracking
 
         tracking.quiet_mlflow()
         import mlflow
@@ -487,7 +508,7 @@ def train(
                     ("evaluation", "test", split.x_test, split.y_test),
                 )
             }
-        commit = tracking.git_commit()
+        commit = tracking.git_commit(settings.project_dir)
         session = _Session(
             conn=conn,
             settings=settings,
@@ -496,7 +517,7 @@ def train(
             split=split,
             labels=dataset.labels,
             datasets=datasets,
-            tags={"git_commit": commit} if commit else {},
+            tags={settings.git_commit_tag: commit} if commit else {},
             pip_requirements=_pip_requirements(),
         )
         results = []
@@ -512,16 +533,16 @@ def train(
                 ) from exc
             results.append(result)
             report(
-                f"run {result.name:<24} {result.family:<13} accuracy {result.metrics['accuracy_score']:.4f}"
-                f"  macro F1 {result.metrics['f1_score_macro']:.4f}"
+                f"run {result.name:<24} {result.family:<13} accuracy {result.metrics['accuracy']:.4f}"
+                f"  macro F1 {result.metrics['f1_macro']:.4f}"
                 f"  ({settings.registered_model} v{result.version}, run {result.run_id})"
             )
         champion = choose_champion(results)
         with tracking.mlflow_quietly():
-            client.set_registered_model_alias(settings.registered_model, CHAMPION_ALIAS, champion.version)
+            client.set_registered_model_alias(settings.registered_model, settings.champion_alias, champion.version)
         report(
             f"champion: {settings.registered_model} v{champion.version} = run {champion.name}"
-            f" ({champion.family}), macro F1 {champion.metrics['f1_score_macro']:.4f},"
+            f" ({champion.family}), macro F1 {champion.metrics['f1_macro']:.4f},"
             f" log_loss {champion.metrics['log_loss']:.4f}"
         )
     return TrainResult(results, champion)

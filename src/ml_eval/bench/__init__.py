@@ -1,0 +1,1 @@
+"""The benchmark: generated runs at growing sizes (scale), timed against the floor and pandas (benchmark)."""

@@ -1,0 +1,152 @@
+"""The tool's configuration, resolved once: a flag, else an environment variable, else the default.
+
+Every command builds one `Config` at start-up (`Config.resolve`) and hands it to the code it
+calls; no other module reads `ML_EVAL_*` variables. The defaults of the settings dbt shares
+(the schemas, the rules both languages apply) are not written here: they are the `vars:` of
+the dbt project's `dbt_project.yml`, read from it, and the tool passes the resolved values to
+dbt as `--vars`, so dbt and Python always agree.
+
+| setting | flag | environment | default |
+| --- | --- | --- | --- |
+| project_dir | `--project-dir` | `ML_EVAL_PROJECT_DIR` | the current directory |
+| database | `--database` | `PGDATABASE` | `ml_eval` |
+| mlflow_schema | | `ML_EVAL_MLFLOW_SCHEMA` | var `mlflow_schema` |
+| dataset_schema | | `ML_EVAL_DATASET_SCHEMA` | var `dataset_schema` |
+| published_schema | | `ML_EVAL_PUBLISHED_SCHEMA` | var `published_schema` |
+| experiment | `--experiment` | `ML_EVAL_EXPERIMENT` | `wine-classification` |
+| registered_model | `--registered-model` | `ML_EVAL_REGISTERED_MODEL` | `wine-classifier` |
+
+The connection itself (PGHOST, PGPORT, PGUSER, PGPASSWORD) is libpq's, read by
+`ml_eval.warehouse` and by dbt's profiles.yml alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from ml_eval.errors import UserError
+
+PACKAGE_NAME = "ml_eval"  # the dbt project's name, as a root project's packages.yml installs it
+DEFAULT_DATABASE = "ml_eval"
+DEFAULT_EXPERIMENT = "wine-classification"
+DEFAULT_REGISTERED_MODEL = "wine-classifier"
+
+# dbt vars the tool resolves and passes on to every dbt invocation: name -> environment variable
+DBT_VARS = {
+    "mlflow_schema": "ML_EVAL_MLFLOW_SCHEMA",
+    "dataset_schema": "ML_EVAL_DATASET_SCHEMA",
+    "published_schema": "ML_EVAL_PUBLISHED_SCHEMA",
+}
+
+
+def find_project(flag: str | None, environ: Mapping[str, str]) -> Path:
+    """The dbt project the tool works on: the flag, else ML_EVAL_PROJECT_DIR, else the current directory."""
+    given = flag or environ.get("ML_EVAL_PROJECT_DIR")
+    directory = Path(given).expanduser() if given else Path.cwd()
+    if not (directory / "dbt_project.yml").is_file():
+        where = "--project-dir" if flag else "ML_EVAL_PROJECT_DIR" if given else "the current directory"
+        raise UserError(
+            f"no dbt project in {directory} ({where} has no dbt_project.yml): run ml-eval from the project's"
+            " directory, or pass --project-dir or set ML_EVAL_PROJECT_DIR"
+        )
+    return directory.resolve()
+
+
+def project_vars(project_dir: Path) -> dict[str, Any]:
+    """The `vars:` the ml_eval dbt project declares: its own, or those of the installed package
+    when `project_dir` is a root project that uses it (dbt_packages/ml_eval)."""
+    candidates = [project_dir / "dbt_project.yml", project_dir / "dbt_packages" / PACKAGE_NAME / "dbt_project.yml"]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if document.get("name") == PACKAGE_NAME:
+            declared = document.get("vars") or {}
+            return dict(declared.get(PACKAGE_NAME, declared))
+    raise UserError(
+        f"{project_dir} is neither the ml_eval dbt project nor a project with it installed"
+        " (run `dbt deps` in a root project that lists it in packages.yml)"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs to know, resolved once."""
+
+    project_dir: Path
+    database: str
+    mlflow_schema: str
+    dataset_schema: str
+    published_schema: str
+    experiment: str = DEFAULT_EXPERIMENT
+    registered_model: str = DEFAULT_REGISTERED_MODEL
+    vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        project_dir: str | Path | None = None,
+        database: str | None = None,
+        experiment: str | None = None,
+        registered_model: str | None = None,
+    ) -> Config:
+        """Flags (the keyword arguments) first, then the environment, then the project's defaults."""
+        env = os.environ if environ is None else environ
+        directory = find_project(str(project_dir) if project_dir else None, env)
+        declared = project_vars(directory)
+        schemas = {}
+        for name, variable in DBT_VARS.items():
+            value = env.get(variable) or declared.get(name)
+            if not value:
+                raise UserError(f"dbt var {name} has no default in {directory / 'dbt_project.yml'}")
+            schemas[name] = str(value)
+        return cls(
+            project_dir=directory,
+            database=database or env.get("PGDATABASE") or DEFAULT_DATABASE,
+            experiment=experiment or env.get("ML_EVAL_EXPERIMENT") or DEFAULT_EXPERIMENT,
+            registered_model=registered_model or env.get("ML_EVAL_REGISTERED_MODEL") or DEFAULT_REGISTERED_MODEL,
+            vars=MappingProxyType({**declared, **schemas}),
+            **schemas,
+        )
+
+    def with_database(self, database: str) -> Config:
+        return replace(self, database=database)
+
+    def dbt_vars(self) -> dict[str, str]:
+        """The vars every dbt invocation of the tool is given."""
+        return {name: getattr(self, name) for name in DBT_VARS}
+
+    def var(self, name: str) -> Any:
+        """A var of the dbt project (a rule SQL and Python share), as declared there."""
+        if name not in self.vars:
+            raise UserError(f"dbt var {name} is not declared in {self.project_dir / 'dbt_project.yml'}")
+        return self.vars[name]
+
+    # where the tool keeps its local state, inside the project (git-ignored)
+    @property
+    def local_dir(self) -> Path:
+        return self.project_dir / ".local"
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.local_dir / "pgdata"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.local_dir / "mlartifacts"
+
+    @property
+    def target_dir(self) -> Path:
+        return self.project_dir / "target"

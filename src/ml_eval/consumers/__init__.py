@@ -1,0 +1,1 @@
+"""Consumers of the published marts: the HTML report and the lineage graph export."""
