@@ -52,14 +52,18 @@ lock: $(BIN)/uv  ## re-resolve requirements-dev.lock, then requirements.lock wit
 demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
 	$(ML_EVAL) demo
 
-test: install  ## command 2: every check: sqlfluff, the main job with dbt build --warn-error into a fresh database, project rules, pytest
-	$(ML_EVAL) lint
+test: lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
 	$(ML_EVAL) demo --database ml_eval_ci --fresh --warn-error --no-docs
 	$(ML_EVAL) rules --database ml_eval_ci
 	$(BIN)/python -m pytest
 
-lint: install  ## sqlfluff lint with the dbt templater
-	$(ML_EVAL) lint
+# Every linter runs, then the target fails if any of them did (one run shows everything to fix).
+lint: install  ## ruff check and ruff format --check over src/ and tests_python/, sqlfluff with the dbt templater
+	@status=0; \
+	echo "ruff check src tests_python"; $(BIN)/ruff check src tests_python || status=1; \
+	echo "ruff format --check src tests_python"; $(BIN)/ruff format --check src tests_python || status=1; \
+	echo "$(ML_EVAL) lint"; $(ML_EVAL) lint || status=1; \
+	exit $$status
 
 train: install  ## train the candidate models into MLflow and store their predictions
 	$(ML_EVAL) train
