@@ -11,8 +11,10 @@ export DO_NOT_TRACK := 1
 PYPI_INDEX ?= https://pypi.org/simple
 LOCK_FLAGS := --no-config --index-url $(PYPI_INDEX) --emit-index-url --python-version 3.11 \
 	--generate-hashes --annotation-style line --custom-compile-command "make lock" --quiet
+# The browser the page-rendering tests start: $ML_EVAL_CHROMIUM if set, else `chromium` on PATH.
+CHROMIUM ?= $(or $(ML_EVAL_CHROMIUM),chromium)
 
-.PHONY: help install lock demo test lint build train report graph roles bench docs-serve clean
+.PHONY: help install lock setup-browser demo test lint build train report graph roles bench docs-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,10 +51,21 @@ lock: $(BIN)/uv  ## re-resolve requirements-dev.lock, then requirements.lock wit
 	$(BIN)/uv pip compile $(LOCK_FLAGS) --group dev pyproject.toml -o requirements-dev.lock
 	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml -c requirements-dev.lock -o requirements.lock
 
+setup-browser:  ## Chromium for the tests that render pages: Debian's package via apt-get (as root) when missing
+	@command -v $(CHROMIUM) >/dev/null && exit 0; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "chromium is missing: as root, run apt-get update && apt-get install -y --no-install-recommends chromium (or make setup-browser)" >&2; \
+		exit 1; \
+	fi; \
+	set -x; \
+	DEBIAN_FRONTEND=noninteractive apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && \
+	command -v chromium >/dev/null
+
 demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
 	$(ML_EVAL) demo
 
-test: lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
+test: setup-browser lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
 	$(ML_EVAL) demo --database ml_eval_ci --fresh --warn-error --no-docs
 	$(ML_EVAL) rules --database ml_eval_ci
 	$(BIN)/python -m pytest
