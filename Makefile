@@ -5,31 +5,79 @@ BIN    := $(VENV)/bin
 ML_EVAL := $(BIN)/ml-eval
 export DO_NOT_TRACK := 1
 
-.PHONY: help install demo test lint build train report graph roles bench docs-serve clean
+# The locks are resolved against PyPI alone, so their hashes are PyPI's files (uv does not read
+# pip.conf, and this machine's local file indexes are not on every machine). The index is written
+# into each lock (--emit-index-url), so `uv pip sync` installs from the one the lock was made from.
+PYPI_INDEX ?= https://pypi.org/simple
+LOCK_FLAGS := --no-config --index-url $(PYPI_INDEX) --emit-index-url --python-version 3.11 \
+	--generate-hashes --annotation-style line --custom-compile-command "make lock" --quiet
+# The browser the page-rendering tests start: $ML_EVAL_CHROMIUM if set, else `chromium` on PATH.
+CHROMIUM ?= $(or $(ML_EVAL_CHROMIUM),chromium)
+
+.PHONY: help install lock setup-browser demo test lint build train report graph roles bench docs-serve clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed  ## create .venv with the locked dependencies
+install: $(VENV)/.installed  ## create .venv with exactly requirements-dev.lock (hash-checked) and ml-eval itself
 
-$(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+# How the venv is installed, and why:
+# 1. Bootstrap: the venv's own pip installs uv from the dev lock, hash-checked (--require-hashes).
+# 2. `uv pip sync --require-hashes requirements-dev.lock` makes the venv the lock: it installs what is
+#    missing, moves what differs to the locked version, and removes what the lock does not name (a
+#    package installed by hand, an old pin). pip has no such mode: `pip install -r` only ever adds.
+# 3. sync keeps the seed packages on purpose (setuptools, wheel: venv puts setuptools 65.5 in a 3.11
+#    venv); the next step uninstalls every installed package the lock does not name, so the venv is
+#    exactly the lock. pip and uv are in the lock themselves, at their locked versions.
+# 4. ml-eval itself, editable and --no-deps: its dependencies are the lock's, never re-resolved.
+# The stamp depends on both locks and pyproject.toml: a second `make install` does nothing until one
+# of them changes (`make -B install` forces a sync).
+$(VENV)/.installed: requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --python $(BIN)/python --require-hashes requirements-dev.lock
+	$(BIN)/uv pip freeze --python $(BIN)/python | sed -nE 's/^([A-Za-z0-9._-]+)==.*/\1/p' \
+		| tr 'A-Z_.' 'a-z--' | sort > $(VENV)/installed.txt
+	sed -nE 's/^([A-Za-z0-9._-]+)==.*/\1/p' requirements-dev.lock | tr 'A-Z_.' 'a-z--' | sort > $(VENV)/locked.txt
+	comm -23 $(VENV)/installed.txt $(VENV)/locked.txt | xargs -r $(BIN)/uv pip uninstall --python $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
+
+$(BIN)/uv:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	awk '/^uv==/{p=1} p&&/^ *#/{exit} p' requirements-dev.lock > $(VENV)/uv-bootstrap.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		--only-binary :all: -r $(VENV)/uv-bootstrap.txt
+
+lock: $(BIN)/uv  ## re-resolve requirements-dev.lock, then requirements.lock within it, from pyproject.toml (current pins kept)
+	$(BIN)/uv pip compile $(LOCK_FLAGS) --group dev pyproject.toml -o requirements-dev.lock
+	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml -c requirements-dev.lock -o requirements.lock
+
+setup-browser:  ## Chromium for the tests that render pages: Debian's package via apt-get (as root) when missing
+	@command -v $(CHROMIUM) >/dev/null && exit 0; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "chromium is missing: as root, run apt-get update && apt-get install -y --no-install-recommends chromium (or make setup-browser)" >&2; \
+		exit 1; \
+	fi; \
+	set -x; \
+	DEBIAN_FRONTEND=noninteractive apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && \
+	command -v chromium >/dev/null
 
 demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
 	$(ML_EVAL) demo
 
-test: install  ## command 2: every check: sqlfluff, the main job with dbt build --warn-error into a fresh database, project rules, pytest
-	$(ML_EVAL) lint
+test: setup-browser lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
 	$(ML_EVAL) demo --database ml_eval_ci --fresh --warn-error --no-docs
 	$(ML_EVAL) rules --database ml_eval_ci
 	$(BIN)/python -m pytest
 
-lint: install  ## sqlfluff lint with the dbt templater
-	$(ML_EVAL) lint
+# Every linter runs, then the target fails if any of them did (one run shows everything to fix).
+# `ruff format --check` names each file it would change (`ruff format --diff` shows how).
+lint: install  ## ruff check and ruff format --check over src/ and tests_python/, sqlfluff with the dbt templater
+	@status=0; \
+	echo "ruff check src tests_python"; $(BIN)/ruff check src tests_python || status=1; \
+	echo "ruff format --check src tests_python"; $(BIN)/ruff format --check --output-format concise src tests_python || status=1; \
+	echo "$(ML_EVAL) lint"; $(ML_EVAL) lint || status=1; \
+	exit $$status
 
 train: install  ## train the candidate models into MLflow and store their predictions
 	$(ML_EVAL) train
