@@ -193,9 +193,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
         _docs(warehouse, config)
 
 
-@command(
-    "train", "train the models, track them in MLflow, store their predictions", EXPERIMENT, REGISTERED_MODEL
-)
+@command("train", "train the models, track them in MLflow, store their predictions", EXPERIMENT, REGISTERED_MODEL)
 def cmd_train(args: argparse.Namespace, config: Config) -> None:
     warehouse = _warehouse(args, config)
     _announce(warehouse, config)

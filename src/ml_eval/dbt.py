@@ -40,10 +40,14 @@ def _describe(result) -> str:
         tested = re.search(r"source\('[^']*', '([^']+)'\)", str(kwargs.get("model", "")))
         refs = getattr(node, "refs", None) or []
         table = (  # a source test's `sources` lists a relationship's `to` table first
-            attached.split(".")[-1] if attached
-            else tested.group(1) if tested
-            else sources[0][-1] if sources
-            else refs[0].name if refs  # a singular test on models names the first it reads
+            attached.split(".")[-1]
+            if attached
+            else tested.group(1)
+            if tested
+            else sources[0][-1]
+            if sources
+            else refs[0].name
+            if refs  # a singular test on models names the first it reads
             else node.name
         )
         column = getattr(node, "column_name", None)
@@ -86,8 +90,6 @@ def run_dbt(
         return
     if outcome.exception is not None:
         raise UserError(f"dbt {args[0]} failed: {_first_line(str(outcome.exception)) or repr(outcome.exception)}")
-    failures = [
-        _describe(r) for r in getattr(outcome.result, "results", []) or [] if str(r.status) in FAILED
-    ]
+    failures = [_describe(r) for r in getattr(outcome.result, "results", []) or [] if str(r.status) in FAILED]
     shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
     raise UserError(f"dbt {args[0]} failed: {shown or 'see the log above'}")

@@ -121,9 +121,7 @@ def _hand_over(conn: psycopg.Connection, schema: str, owner: str, tables: list[s
     for name, kind in relations:
         if tables is None or name in tables:
             conn.execute(
-                sql.SQL("alter {} {} owner to {}").format(
-                    sql.SQL(kinds[kind]), _ident(schema, name), _ident(owner)
-                )
+                sql.SQL("alter {} {} owner to {}").format(sql.SQL(kinds[kind]), _ident(schema, name), _ident(owner))
             )
             changed += 1
     return changed
@@ -193,9 +191,9 @@ def _roles(conn: psycopg.Connection, names: RoleNames, env: Mapping[str, str], r
 
 def _database_grants(conn: psycopg.Connection, database: str, names: RoleNames, report: list[str]) -> None:
     db = _ident(database)
-    conn.execute(sql.SQL("grant connect on database {} to {}, {}").format(
-        db, _ident(names.transformer), _ident(names.reporter)
-    ))
+    conn.execute(
+        sql.SQL("grant connect on database {} to {}, {}").format(db, _ident(names.transformer), _ident(names.reporter))
+    )
     # the transformer creates its schemas; temporary tables are for it alone (dbt's incremental
     # models use them), so no other role of this database can write even a temporary table
     conn.execute(sql.SQL("grant create, temporary on database {} to {}").format(db, _ident(names.transformer)))
@@ -213,9 +211,7 @@ def _database_grants(conn: psycopg.Connection, database: str, names: RoleNames, 
     )
 
 
-def _mlflow_grants(
-    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]
-) -> None:
+def _mlflow_grants(conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]) -> None:
     reader = _ident(names.mlflow_reader)
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
     conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), reader))
@@ -228,8 +224,7 @@ def _mlflow_grants(
             )
         )
     report.append(
-        f"schema {schema}: {names.mlflow_reader} reads every table, and every future table of "
-        + ", ".join(owners)
+        f"schema {schema}: {names.mlflow_reader} reads every table, and every future table of " + ", ".join(owners)
     )
 
 
@@ -277,6 +272,4 @@ def _dbt_schemas(conn: psycopg.Connection, published: str, names: RoleNames, rep
         conn.execute(
             sql.SQL("grant select on all tables in schema {} to {}").format(_ident(published), _ident(names.reporter))
         )
-    report.append(
-        f"schema {published}: {names.reporter} reads its tables (granted again after every publish)"
-    )
+    report.append(f"schema {published}: {names.reporter} reads its tables (granted again after every publish)")

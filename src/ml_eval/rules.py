@@ -67,9 +67,7 @@ class _Project:
         self.models = {node["unique_id"]: node for node in own if node["resource_type"] == "model"}
         self.seeds = {node["unique_id"]: node for node in own if node["resource_type"] == "seed"}
         self.tests = [node for node in own if node["resource_type"] == "test"]
-        self.sources = {
-            uid: source for uid, source in manifest["sources"].items() if source["package_name"] == project
-        }
+        self.sources = {uid: source for uid, source in manifest["sources"].items() if source["package_name"] == project}
         self.all_sources = manifest["sources"]
         self.macros = [macro for macro in manifest["macros"].values() if macro["package_name"] == project]
         self.exposures = [e for e in manifest.get("exposures", {}).values() if e["package_name"] == project]
@@ -189,7 +187,9 @@ def check(manifest: dict, catalog: dict | None = None) -> list[str]:
 def summary(manifest: dict, catalog: dict | None = None) -> str:
     """What was checked, in one line: `34 models, 21 sources, ... checked`."""
     project = _Project(manifest, catalog)
-    columns = sum(len(r["columns"]) for r in [*project.models.values(), *project.seeds.values(), *project.sources.values()])
+    columns = sum(
+        len(r["columns"]) for r in [*project.models.values(), *project.seeds.values(), *project.sources.values()]
+    )
     return (
         f"{len(project.models)} models, {len(project.sources)} sources, {len(project.seeds)} seeds, "
         f"{len(project.macros)} macros, {columns} declared columns{' and the catalog' if catalog else ''} checked"

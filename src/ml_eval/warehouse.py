@@ -25,7 +25,6 @@ from ml_eval.errors import UserError
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Warehouse:
     """Connection settings of one PostgreSQL database."""
@@ -78,10 +77,7 @@ class Warehouse:
                 f"postgresql+psycopg://{auth}@/{quote(self.database, safe='')}"
                 f"?host={quote(self.host, safe='')}&port={self.port}&options={options}"
             )
-        return (
-            f"postgresql+psycopg://{auth}@{self.host}:{self.port}/"
-            f"{quote(self.database, safe='')}?options={options}"
-        )
+        return f"postgresql+psycopg://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}?options={options}"
 
     def with_database(self, database: str) -> Warehouse:
         return Warehouse(self.host, self.port, self.user, self.password, database, self.embedded)
@@ -129,9 +125,7 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> Warehou
 def ensure_database(warehouse: Warehouse, *, fresh: bool = False) -> None:
     """Create the warehouse database if it is missing (drop it first when `fresh`)."""
     with warehouse.connect("postgres", autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (warehouse.database,)
-        ).fetchone()
+        exists = conn.execute("select 1 from pg_database where datname = %s", (warehouse.database,)).fetchone()
         name = sql.Identifier(warehouse.database)
         if exists and fresh:
             log.info("dropping database %s", warehouse.database)

@@ -158,11 +158,9 @@ def pandas_route(warehouse: wh.Warehouse, config: Config) -> PandasRoute:
     for run_uuid, run in rows.groupby("run_uuid", sort=False):
         proba = run[class_columns].to_numpy()
         scored = ~np.isnan(proba).all(axis=0)  # the classes this run stored a probability for
-        classes = [int(c) for c, keep in zip(class_columns, scored) if keep]
+        classes = [int(c) for c, keep in zip(class_columns, scored, strict=True) if keep]
         proba = np.nan_to_num(proba[:, scored], nan=0.0)
-        results[str(run_uuid)] = sklearn_metrics(
-            run["actual"].to_numpy(), run["predicted"].to_numpy(), proba, classes
-        )
+        results[str(run_uuid)] = sklearn_metrics(run["actual"].to_numpy(), run["predicted"].to_numpy(), proba, classes)
     return PandasRoute(results, read_seconds, time.perf_counter() - started, len(rows))
 
 
@@ -260,9 +258,7 @@ def run_dbt_timed(
     results = json.loads((target / "target" / "run_results.json").read_text())["results"]
     models = [r for r in results if r["unique_id"].startswith("model.")]
     manifest = json.loads((target / "target" / "manifest.json").read_text())["nodes"]
-    evaluation = [
-        r for r in models if manifest[r["unique_id"]]["original_file_path"].startswith(EVALUATION_PATHS)
-    ]
+    evaluation = [r for r in models if manifest[r["unique_id"]]["original_file_path"].startswith(EVALUATION_PATHS)]
     return Build(
         wall,
         sum(r["execution_time"] for r in models),
@@ -330,7 +326,13 @@ def bench_size(
         report(f"{runs}x{samples}: database {warehouse.database}: loading the seeds")
         run_dbt_timed(["seed", "--quiet"], warehouse, config, work, pg_options)
         generated = scale.generate(
-            warehouse, config, runs, samples, seed=seed, threads=threads, report=lambda line: report(f"{runs}x{samples}: {line}")
+            warehouse,
+            config,
+            runs,
+            samples,
+            seed=seed,
+            threads=threads,
+            report=lambda line: report(f"{runs}x{samples}: {line}"),
         )
         result.generate_seconds = generated.seconds
         result.mlflow_seconds = generated.mlflow_seconds
@@ -343,12 +345,17 @@ def bench_size(
             f" {generated.seconds:.0f} s (MLflow {generated.mlflow_seconds:.0f} s, COPY {generated.copy_seconds:.0f} s)"
         )
         report(f"{runs}x{samples}: full build")
-        result.full = run_dbt_timed(["run", "--full-refresh", "--select", SELECTION], warehouse, config, work, pg_options)
+        result.full = run_dbt_timed(
+            ["run", "--full-refresh", "--select", SELECTION], warehouse, config, work, pg_options
+        )
         report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
         result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
         scale.generate(warehouse, config, 1, samples, seed=seed, first_ordinal=runs, threads=1)
         result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
-        report(f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall, {result.incremental.sql:.1f} s SQL")
+        report(
+            f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall,"
+            f" {result.incremental.sql:.1f} s SQL"
+        )
         result.floor = floor_seconds(warehouse, config, pg_options)
         result.log_loss_floor = floor_seconds(warehouse, config, pg_options, repeat=1, query=LOG_LOSS_FLOOR_SQL)
         result.auc_floor = floor_seconds(warehouse, config, pg_options, repeat=1, query=AUC_FLOOR_SQL)
@@ -357,7 +364,9 @@ def bench_size(
             env = {**os.environ, **warehouse.env()}
             if pg_options:
                 env["PGOPTIONS"] = pg_options
-            code, output, wall, peak = _child([sys.executable, "-m", "ml_eval", "bench", "--pandas-route"], env, config.project_dir)
+            code, output, wall, peak = _child(
+                [sys.executable, "-m", "ml_eval", "bench", "--pandas-route"], env, config.project_dir
+            )
             if code != 0:
                 raise UserError(f"the pandas route failed: {output.strip().splitlines()[-1:]}")
             result.pandas = {**json.loads(output.strip().splitlines()[-1]), "wall": wall, "peak_mb": peak}
@@ -477,7 +486,7 @@ def table(results: list[SizeResult]) -> list[str]:
     widths = [max(len(values[i]) for _, values in rows) for i in range(len(results))]
     lines = []
     for k, (name, values) in enumerate(rows):
-        lines.append(f"{name:<{width}} | " + " | ".join(f"{v:>{w}}" for v, w in zip(values, widths)))
+        lines.append(f"{name:<{width}} | " + " | ".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True)))
         if k == 1:
             lines.append("-" * width + "-+-" + "-+-".join("-" * w for w in widths))
     return lines
@@ -517,7 +526,9 @@ def run_bench(
                 )
             )  # fmt: skip
     lines = _machine(base)
-    lines.append(f"dbt: dbt run --select {SELECTION} ({results[0].full.models} models); SQL = sum of their execution_time")
+    lines.append(
+        f"dbt: dbt run --select {SELECTION} ({results[0].full.models} models); SQL = sum of their execution_time"
+    )
     if pg_options:
         lines.append(f"session options (PGOPTIONS): {pg_options}")
     return "\n".join([*lines, "", *table(results)])

@@ -136,8 +136,10 @@ def _add_synthetic(conn: psycopg.Connection, n_samples: int, seed: int, name: sq
         (SYNTHETIC_DATASET_ID, SYNTHETIC_DATASET_NAME, SYNTHETIC_DATASET_ID),
     )
     cur = conn.execute(
-        sql.SQL("select s.*, t.class from {s}.samples as s join {s}.targets as t using (sample_index)"
-                " where s.dataset_id = 1 order by s.sample_index").format(s=name)
+        sql.SQL(
+            "select s.*, t.class from {s}.samples as s join {s}.targets as t using (sample_index)"
+            " where s.dataset_id = 1 order by s.sample_index"
+        ).format(s=name)
     )
     columns = [d.name for d in cur.description]
     wine = cur.fetchall()
@@ -158,7 +160,9 @@ def _add_synthetic(conn: psycopg.Connection, n_samples: int, seed: int, name: sq
         samples.append((sample_index + 1, SYNTHETIC_DATASET_ID, sample_index, *(float(v) for v in values)))
         targets.append((sample_index + 1, sample_index, position, label))
     with conn.cursor() as cur:
-        target_columns = sql.SQL(", ").join(map(sql.Identifier, ["sample_id", "dataset_id", "sample_index", *feature_columns]))
+        target_columns = sql.SQL(", ").join(
+            map(sql.Identifier, ["sample_id", "dataset_id", "sample_index", *feature_columns])
+        )
         with cur.copy(sql.SQL("copy {s}.samples ({c}) from stdin").format(s=name, c=target_columns)) as copy:
             for row in samples:
                 copy.write_row(row)
@@ -289,7 +293,9 @@ def copy_predictions(
         with cur.copy(sql.SQL("copy {}.predictions ({}) from stdin (format binary)").format(name, columns)) as copy:
             copy.write(_binary_rows(prediction_fields))
         columns = sql.SQL(", ").join(sql.Identifier(column) for column, _ in score_fields)
-        with cur.copy(sql.SQL("copy {}.prediction_scores ({}) from stdin (format binary)").format(name, columns)) as copy:
+        with cur.copy(
+            sql.SQL("copy {}.prediction_scores ({}) from stdin (format binary)").format(name, columns)
+        ) as copy:
             copy.write(_binary_rows(score_fields))
     return total
 
@@ -390,7 +396,11 @@ def generate(
                 runs = [make_run(ordinal, samples, seed) for ordinal in ordinals]
                 now = int(time.time() * 1000)
                 t0 = time.perf_counter()
-                for run, run_id in zip(runs, pool.map(lambda r: _start(client, experiment_id, r, now, family_tag), runs)):
+                for run, run_id in zip(
+                    runs,
+                    pool.map(lambda r, now=now: _start(client, experiment_id, r, now, family_tag), runs),
+                    strict=True,
+                ):
                     run.run_id = run_id
                 done.mlflow_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -400,7 +410,7 @@ def generate(
                 t0 = time.perf_counter()
                 if status != "RUNNING":
                     end = int(time.time() * 1000)
-                    list(pool.map(lambda r: client.set_terminated(r.run_id, status, end_time=end), runs))
+                    list(pool.map(lambda r, end=end: client.set_terminated(r.run_id, status, end_time=end), runs))
                 done.mlflow_seconds += time.perf_counter() - t0
                 done.run_ids += [run.run_id for run in runs]
                 tenths = 10 * len(done.run_ids) // n_runs

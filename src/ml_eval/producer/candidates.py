@@ -76,7 +76,9 @@ def default_candidates(random_state: int = 42) -> list[Candidate]:
     linear = ("C", "max_iter", "solver")
     boosted = ("n_estimators", "learning_rate", "max_depth", "subsample", "random_state")
     return [
-        Candidate("baseline-most-frequent", "baseline", lambda: DummyClassifier(strategy="most_frequent"), ("strategy",)),
+        Candidate(
+            "baseline-most-frequent", "baseline", lambda: DummyClassifier(strategy="most_frequent"), ("strategy",)
+        ),
         Candidate("logreg-c0.1", "linear", logistic(0.1), linear),
         Candidate("logreg-c10", "linear", logistic(10.0), linear),
         Candidate("gboost-100x0.1-depth3", "tree_ensemble", boosting(100, 0.1, 3), boosted),

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
-
 DDL = """
 create schema if not exists {schema};
 create table if not exists {schema}.predictions (
@@ -70,16 +69,14 @@ def write_batch(
             row[0]
             for row in cur.execute(
                 sql.SQL(
-                    "select nextval(pg_get_serial_sequence({}, 'prediction_id'))"
-                    " from generate_series(1, %s)"
+                    "select nextval(pg_get_serial_sequence({}, 'prediction_id')) from generate_series(1, %s)"
                 ).format(sql.Literal(f'"{schema}".predictions')),
                 (len(predicted),),
             )
         ]
         with cur.copy(
             sql.SQL(
-                "copy {}.predictions (prediction_id, sample_index, prediction_index, class, run_uuid)"
-                " from stdin"
+                "copy {}.predictions (prediction_id, sample_index, prediction_index, class, run_uuid) from stdin"
             ).format(name)
         ) as copy:
             for position, (prediction_id, sample_index, label) in enumerate(

@@ -120,9 +120,7 @@ def skops_trusted_types(model: Any) -> list[str]:
     untrusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     foreign = [name for name in untrusted if not name.startswith(TRUSTED_MODULE_PREFIX)]
     if foreign:
-        raise ValueError(
-            f"refusing to save a model holding types outside scikit-learn: {', '.join(foreign)}"
-        )
+        raise ValueError(f"refusing to save a model holding types outside scikit-learn: {', '.join(foreign)}")
     return untrusted
 
 

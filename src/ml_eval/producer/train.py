@@ -140,7 +140,9 @@ def _table(schema: str, table: str) -> str:
 
 def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]] | None:
     """(name, type) of the table's columns in order, or None when the table does not exist."""
-    regclass = conn.execute("select to_regclass(%s)::oid", (sql.Identifier(schema, table).as_string(conn),)).fetchone()[0]
+    regclass = conn.execute("select to_regclass(%s)::oid", (sql.Identifier(schema, table).as_string(conn),)).fetchone()[
+        0
+    ]
     if regclass is None:
         return None
     return conn.execute(
@@ -159,18 +161,20 @@ def read_dataset(conn: psycopg.Connection, schema: str) -> Dataset:
     """Read samples joined to targets, or raise UserError naming what is wrong."""
     samples_columns = _columns(conn, schema, "samples")
     if samples_columns is None:
-        raise UserError(f"no samples to train on: table {_table(schema, 'samples')} does not exist (load the seeds first)")
+        raise UserError(
+            f"no samples to train on: table {_table(schema, 'samples')} does not exist (load the seeds first)"
+        )
     targets_columns = _columns(conn, schema, "targets")
     if targets_columns is None:
-        raise UserError(f"no targets to train on: table {_table(schema, 'targets')} does not exist (load the seeds first)")
+        raise UserError(
+            f"no targets to train on: table {_table(schema, 'targets')} does not exist (load the seeds first)"
+        )
     if "sample_index" not in dict(samples_columns):
         raise UserError(f"table {_table(schema, 'samples')} has no column sample_index")
     missing = [name for name in ("sample_index", LABEL) if name not in dict(targets_columns)]
     if missing:
         raise UserError(f"table {_table(schema, 'targets')} has no column {', '.join(missing)}")
-    features = [
-        name for name, kind in samples_columns if name not in KEY_COLUMNS and kind.startswith(NUMERIC_TYPES)
-    ]
+    features = [name for name, kind in samples_columns if name not in KEY_COLUMNS and kind.startswith(NUMERIC_TYPES)]
     if not features:
         raise UserError(f"table {_table(schema, 'samples')} has no numeric feature column")
 
@@ -182,9 +186,9 @@ def read_dataset(conn: psycopg.Connection, schema: str) -> Dataset:
         repeated = [
             row[0]
             for row in conn.execute(
-                sql.SQL(
-                    "select sample_index from {} group by sample_index having count(*) > 1 order by 1"
-                ).format(table)
+                sql.SQL("select sample_index from {} group by sample_index having count(*) > 1 order by 1").format(
+                    table
+                )
             )
         ]
         if repeated:
@@ -279,9 +283,7 @@ def evaluate(model, split: Split, labels: Sequence[int]) -> Evaluation:
     # named as the marts name them; logged under var mlflow_metric_keys (see _log_metrics)
     scores = {
         "accuracy": m.accuracy_score(y_true, predicted),
-        "precision_weighted": m.precision_score(
-            y_true, predicted, labels=labels, average="weighted", zero_division=0
-        ),
+        "precision_weighted": m.precision_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
         "recall_weighted": m.recall_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
         "f1_weighted": m.f1_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
         # the champion's criterion, next to the evaluator's weighted F1
@@ -392,7 +394,9 @@ def _log_metrics(
     now = int(time.time() * 1000)
     n_test = float(len(evaluation.predicted))
     metrics = [metric("example_count", n_test, 0, "evaluation")]
-    metrics += [metric(metric_keys.get(name, name), value, 0, "evaluation") for name, value in evaluation.metrics.items()]
+    metrics += [
+        metric(metric_keys.get(name, name), value, 0, "evaluation") for name, value in evaluation.metrics.items()
+    ]
     for key, values in evaluation.history.items():
         context = "training" if key.startswith("train_") else "evaluation"
         metrics += [metric(key, value, step, context) for step, value in enumerate(values, start=1)]
@@ -422,9 +426,10 @@ def _run(candidate: Candidate, session: _Session) -> RunResult:
     settings, client, split = session.settings, session.client, session.split
     model = candidate.build()
     tags = {**session.tags, settings.model_family_tag: candidate.family, "estimator": _describe(model)}
-    with tracking.mlflow_quietly(), mlflow.start_run(
-        experiment_id=session.experiment_id, run_name=candidate.name, tags=tags
-    ) as run:
+    with (
+        tracking.mlflow_quietly(),
+        mlflow.start_run(experiment_id=session.experiment_id, run_name=candidate.name, tags=tags) as run,
+    ):
         run_id = run.info.run_id
         params = {**hyperparameters(model, candidate.hyperparameters), **_split_params(settings, split)}
         client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
@@ -479,7 +484,9 @@ def train(
     with warehouse.connect(autocommit=True) as conn:
         dataset = read_dataset(conn, settings.dataset_schema)
         split = make_split(dataset, settings.test_size, settings.random_state)
-        log.info("read %d samples, %d features, classes %s", len(dataset.classes), dataset.features.shape[1], dataset.labels)
+        log.info(
+            "read %d samples, %d features, classes %s", len(dataset.classes), dataset.features.shape[1], dataset.labels
+        )
 
         # The input is valid: from here on things are written.
         from ml_eval.producer import tracking
