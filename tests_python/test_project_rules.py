@@ -6,7 +6,6 @@ reads), into temporary target paths so the project's own target/ is never touche
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -260,11 +259,10 @@ def test_the_catalog_finds_undeclared_and_missing_columns(manifest: dict):
     }
 
 
-def test_add_command_registers_rules(manifest_path: Path, manifest: dict, capsys):
-    top = argparse.ArgumentParser()
-    rules.add_command(top.add_subparsers(dest="name", required=True))
-    args = top.parse_args(["rules", "--manifest", str(manifest_path)])
-    assert args.func(args) == (1 if rules.check(manifest) else 0)
+def test_rules_command_is_registered(manifest_path: Path, manifest: dict, capsys):
+    from ml_eval import cli
+
+    assert cli.main(["rules", "--no-parse", "--manifest", str(manifest_path)]) == (1 if rules.check(manifest) else 0)
     assert capsys.readouterr().out
 
 
@@ -274,5 +272,5 @@ def test_a_missing_manifest_is_one_line(tmp_path: Path):
         capture_output=True, text=True, timeout=60, env={**os.environ},
     )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        f"ml-eval rules: error: {tmp_path / 'manifest.json'} not found: run `dbt parse` first"
+        f"ml-eval: error: {tmp_path / 'manifest.json'} not found: run `dbt parse` first"
     ]
