@@ -1,0 +1,342 @@
+"""Fetch: the report's queries against the published marts, as typed rows, and its selection rules.
+
+All of the report's SQL is here. Nothing is computed again: the rows are the marts' values as
+read (timestamps in UTC), and the rules only choose which runs the page features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol, TypeVar
+
+from psycopg import sql
+from psycopg.rows import class_row
+
+from ml_eval import warehouse as wh
+from ml_eval.errors import UserError
+
+log = logging.getLogger(__name__)
+
+TOP_RUNS = 4  # runs shown with a confusion matrix and class bars: the champion, then by rank
+
+# the marts the report reads (models/marts/_exposures.yml lists the same)
+MARTS = (
+    "rpt_model_leaderboard",
+    "fct_run_evaluation",
+    "fct_confusion_matrix",
+    "fct_class_metrics",
+    "fct_metric_history",
+    "dim_runs",
+)
+
+
+class Named(Protocol):
+    """A row that names an MLflow run."""
+
+    @property
+    def run_uuid(self) -> str: ...
+
+    @property
+    def run_name(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardRow:
+    """A row of rpt_model_leaderboard."""
+
+    run_uuid: str
+    experiment_name: str
+    run_name: str | None
+    model_family: str | None
+    registered_model_name: str | None
+    model_version: int | None
+    is_champion: bool
+    n_predictions: int
+    accuracy: float | None
+    balanced_accuracy: float | None
+    f1_macro: float | None
+    f1_weighted: float | None
+    log_loss: float | None
+    roc_auc: float | None
+    agrees_with_mlflow: bool | None
+    started_at: datetime | None
+    experiment_rank: int
+    registered_model_rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A row of fct_run_evaluation (the metrics it computed; not MLflow's logged copies)."""
+
+    run_uuid: str
+    experiment_name: str
+    run_name: str | None
+    model_family: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    n_predictions: int
+    n_classes: int
+    accuracy: float | None
+    balanced_accuracy: float | None
+    precision_macro: float | None
+    recall_macro: float | None
+    f1_macro: float | None
+    precision_weighted: float | None
+    recall_weighted: float | None
+    f1_weighted: float | None
+    cohen_kappa: float | None
+    mcc: float | None
+    log_loss: float | None
+    roc_auc: float | None
+    probabilities_sum_to_one: bool | None
+    agrees_with_mlflow: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfusionCell:
+    """A cell of fct_confusion_matrix (zero cells included)."""
+
+    run_uuid: str
+    actual_class: int
+    predicted_class: int
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClassMetric:
+    """A row of fct_class_metrics."""
+
+    run_uuid: str
+    class_label: int
+    support: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """A logged value of fct_metric_history (NaN is a null value with is_nan)."""
+
+    run_uuid: str
+    metric_key: str
+    step: int
+    logged_at: datetime | None
+    metric_value: float | None
+    is_nan: bool
+    is_evaluated_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A row of dim_runs: every MLflow run, evaluated or not."""
+
+    run_uuid: str
+    run_name: str | None
+    experiment_name: str
+    run_status: str
+    user_id: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    git_commit: str | None
+    registered_versions: str | None
+    aliases: str | None
+    is_champion: bool
+    n_predictions: int | None
+    is_evaluated: bool
+    exclusion_reason: str | None
+
+
+Row = TypeVar("Row")
+
+QUERIES: dict[type, sql.SQL] = {
+    LeaderboardRow: sql.SQL("""
+        select run_uuid, experiment_name, run_name, model_family, registered_model_name,
+            model_version, is_champion, n_predictions, accuracy, balanced_accuracy, f1_macro,
+            f1_weighted, log_loss, roc_auc, agrees_with_mlflow, started_at, experiment_rank,
+            registered_model_rank
+        from {schema}.rpt_model_leaderboard
+        order by experiment_name, experiment_rank, started_at, run_uuid
+    """),
+    Evaluation: sql.SQL("""
+        select run_uuid, experiment_name, run_name, model_family, started_at, ended_at,
+            n_predictions, n_classes, accuracy, balanced_accuracy, precision_macro, recall_macro,
+            f1_macro, precision_weighted, recall_weighted, f1_weighted, cohen_kappa, mcc,
+            log_loss, roc_auc, probabilities_sum_to_one, agrees_with_mlflow
+        from {schema}.fct_run_evaluation
+    """),
+    ConfusionCell: sql.SQL("""
+        select run_uuid, actual_class, predicted_class, n
+        from {schema}.fct_confusion_matrix
+        order by run_uuid, actual_class, predicted_class
+    """),
+    ClassMetric: sql.SQL("""
+        select run_uuid, class_label, support, precision, recall, f1
+        from {schema}.fct_class_metrics
+        order by run_uuid, class_label
+    """),
+    # only the (run, metric) series MLflow logged at more than one step: the curves
+    HistoryPoint: sql.SQL("""
+        select history.run_uuid, history.metric_key, history.step, history.logged_at,
+            history.metric_value, history.is_nan, history.is_evaluated_run
+        from {schema}.fct_metric_history as history
+        inner join (
+            select run_uuid, metric_key
+            from {schema}.fct_metric_history
+            group by run_uuid, metric_key
+            having count(distinct step) > 1
+        ) as series
+            on history.run_uuid = series.run_uuid and history.metric_key = series.metric_key
+        order by history.metric_key, history.run_uuid, history.step, history.logged_at
+    """),
+    RunRow: sql.SQL("""
+        select run_uuid, run_name, experiment_name, run_status, user_id, started_at, ended_at,
+            duration_seconds, git_commit, registered_versions, aliases, is_champion,
+            n_predictions, is_evaluated, exclusion_reason
+        from {schema}.dim_runs
+        order by started_at, run_uuid
+    """),
+}
+
+TABLES_IN_SCHEMA = sql.SQL("select table_name from information_schema.tables where table_schema = %s")
+
+
+class ComparedMetric(NamedTuple):
+    """A fct_run_evaluation column shown when the champion meets the runner-up."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+
+
+COMPARED = (
+    ComparedMetric("f1_macro", "Macro F1", True),
+    ComparedMetric("accuracy", "Accuracy", True),
+    ComparedMetric("balanced_accuracy", "Balanced accuracy", True),
+    ComparedMetric("precision_macro", "Macro precision", True),
+    ComparedMetric("recall_macro", "Macro recall", True),
+    ComparedMetric("f1_weighted", "Weighted F1", True),
+    ComparedMetric("roc_auc", "ROC AUC (OvR macro)", True),
+    ComparedMetric("mcc", "Matthews corr. coef.", True),
+    ComparedMetric("cohen_kappa", "Cohen's kappa", True),
+    ComparedMetric("log_loss", "Log loss", False),
+)
+# the compared metrics bounded by 0 and 1: drawn as bars too
+BOUNDED = frozenset(
+    {"f1_macro", "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_weighted", "roc_auc"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """The rows of the marts the report shows, as read."""
+
+    database: str
+    schema: str
+    leaderboard: list[LeaderboardRow]
+    evaluations: dict[str, Evaluation]
+    confusion: dict[str, list[ConfusionCell]]
+    class_metrics: dict[str, list[ClassMetric]]
+    history: list[HistoryPoint]
+    runs: list[RunRow]
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def evaluation(self, row: LeaderboardRow) -> Evaluation | LeaderboardRow:
+        """The run's fct_run_evaluation row (its leaderboard row if the mart lacks it)."""
+        return self.evaluations.get(row.run_uuid, row)
+
+
+def _by_run(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.run_uuid, []).append(row)  # type: ignore[attr-defined]
+    return grouped
+
+
+def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
+    """Read the marts in `schema`; a missing schema or mart stops with one line naming what to build."""
+    with warehouse.connect() as conn:
+        found = {name for (name,) in conn.execute(TABLES_IN_SCHEMA, (schema,))}
+        missing = [name for name in MARTS if name not in found]
+        if missing:
+            raise UserError(
+                f"schema {schema!r} of database {warehouse.database!r} lacks the mart(s) "
+                f"{', '.join(missing)}: build them first (`ml-eval demo`), or read another schema"
+            )
+        conn.execute("set time zone 'UTC'")
+
+        def fetch(row_type: type[Row]) -> list[Row]:
+            query = QUERIES[row_type].format(schema=sql.Identifier(schema))
+            with conn.cursor(row_factory=class_row(row_type)) as cursor:
+                return cursor.execute(query).fetchall()
+
+        data = ReportData(
+            database=warehouse.database,
+            schema=schema,
+            leaderboard=fetch(LeaderboardRow),
+            evaluations={row.run_uuid: row for row in fetch(Evaluation)},
+            confusion=_by_run(fetch(ConfusionCell)),
+            class_metrics=_by_run(fetch(ClassMetric)),
+            history=fetch(HistoryPoint),
+            runs=fetch(RunRow),
+        )
+    log.info("read %d evaluated runs of %d from %s.%s", len(data.leaderboard), len(data.runs), warehouse.database, schema)
+    return data
+
+
+# --- selection rules ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """The champion (else the best ranked run) and its runner-up."""
+
+    champion: LeaderboardRow
+    runner_up: LeaderboardRow | None
+    has_alias: bool  # False: no run holds the champion alias, `champion` is the top ranked
+
+
+def champion_and_runner_up(board: Sequence[LeaderboardRow]) -> Pairing | None:
+    """The champion (else the best ranked) and the best ranked other run of its model/experiment."""
+    if not board:
+        return None
+    champions = [row for row in board if row.is_champion]
+    champion = champions[0] if champions else board[0]
+    if champion.registered_model_name is not None:
+        peers = [r for r in board if r.registered_model_name == champion.registered_model_name]
+        peers.sort(key=lambda r: r.registered_model_rank)  # type: ignore[arg-type,return-value]  # stable: board order breaks ties
+    else:
+        peers = [r for r in board if r.experiment_name == champion.experiment_name]
+    others = [r for r in peers if r.run_uuid != champion.run_uuid]
+    return Pairing(champion, others[0] if others else None, bool(champions))
+
+
+def featured_runs(board: Sequence[LeaderboardRow], top: int = TOP_RUNS) -> list[LeaderboardRow]:
+    """The champions, then the runs in leaderboard order, `top` runs at most."""
+    return sorted(board, key=lambda r: (not r.is_champion, r.experiment_rank))[:top]
+
+
+def better(metric: ComparedMetric, a: float | None, b: float | None) -> str | None:
+    """'a' or 'b': whichever value is better for the metric; None when equal or missing."""
+    if a is None or b is None or a == b:
+        return None
+    return "a" if (a > b) == metric.higher_is_better else "b"
+
+
+def display_order(data: ReportData) -> list[str]:
+    """Every run_uuid: the leaderboard's order, then the runs not evaluated (for stable colours)."""
+    order = [r.run_uuid for r in data.leaderboard]
+    seen = set(order)
+    return order + [r.run_uuid for r in data.runs if r.run_uuid not in seen]
+
+
+def history_by_metric(points: Iterable[HistoryPoint]) -> list[tuple[str, dict[str, list[HistoryPoint]]]]:
+    """The metric-history series by metric key (sorted), then by run (in reading order)."""
+    by_key: dict[str, dict[str, list[HistoryPoint]]] = {}
+    for point in points:
+        by_key.setdefault(point.metric_key, {}).setdefault(point.run_uuid, []).append(point)
+    return sorted(by_key.items())

@@ -1,0 +1,168 @@
+"""Assemble and render: the report's rows arranged for the page, filled into its template.
+
+The page is `templates/report.html.j2`, rendered by a Jinja environment that escapes every
+value; the stylesheet and the small check script beside it are inlined, so the result is one
+file that loads nothing from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from ml_eval.consumers.report import charts
+from ml_eval.consumers.report.data import (
+    COMPARED,
+    ComparedMetric,
+    Evaluation,
+    LeaderboardRow,
+    Named,
+    ReportData,
+    better,
+    champion_and_runner_up,
+    display_order,
+    featured_runs,
+    history_by_metric,
+)
+from ml_eval.consumers.report.formatting import data_attrs, fmt, fmt_time, run_label
+
+PAGE = "report.html.j2"
+STYLESHEET = "report.css"
+SCRIPT = "report.js"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """A run the metric history names but neither dim_runs nor the leaderboard holds."""
+
+    run_uuid: str
+    run_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedRow:
+    metric: ComparedMetric
+    a: float | None  # the champion's value
+    b: float | None  # the runner-up's
+    better: str | None  # 'a', 'b' or None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The champion against the runner-up: the table's rows and the paired bars."""
+
+    champion: Evaluation | LeaderboardRow
+    runner_up: Evaluation | LeaderboardRow | None
+    has_alias: bool
+    rows: list[ComparedRow]
+    chart: Markup
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A featured run: its leaderboard row, colour, confusion matrix and class bars."""
+
+    row: LeaderboardRow
+    colour: str
+    charts: Markup
+
+
+def environment() -> Environment:
+    """The Jinja environment over the package's templates; every value is escaped."""
+    env = Environment(
+        loader=PackageLoader("ml_eval.consumers.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(data_attrs=data_attrs, fmt=fmt, fmt_time=fmt_time, run_label=run_label, spark=charts.spark)
+    return env
+
+
+def _asset(env: Environment, name: str) -> Markup:
+    """A file beside the templates, inlined as it is (our own CSS or script, not a template)."""
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    return Markup(source)
+
+
+def _colours(data: ReportData) -> dict[str, str]:
+    return {uuid: charts.PALETTE[i % len(charts.PALETTE)] for i, uuid in enumerate(display_order(data))}
+
+
+def _comparison(data: ReportData, colours: dict[str, str]) -> Comparison | None:
+    pairing = champion_and_runner_up(data.leaderboard)
+    if pairing is None:
+        return None
+    champion = data.evaluation(pairing.champion)
+    if pairing.runner_up is None:
+        return Comparison(champion, None, pairing.has_alias, [], Markup(""))
+    runner = data.evaluation(pairing.runner_up)
+    rows = []
+    for metric in COMPARED:
+        a, b = getattr(champion, metric.key, None), getattr(runner, metric.key, None)
+        rows.append(ComparedRow(metric, a, b, better(metric, a, b)))
+    chart = charts.comparison_bars(
+        "comparison", champion, runner, (colours[champion.run_uuid], colours[runner.run_uuid])
+    )
+    return Comparison(champion, runner, pairing.has_alias, rows, chart)
+
+
+def _cards(data: ReportData, colours: dict[str, str]) -> list[Card]:
+    cards = []
+    for i, row in enumerate(featured_runs(data.leaderboard)):
+        run = data.evaluation(row)
+        drawn = []
+        if data.confusion.get(row.run_uuid):
+            drawn.append(charts.heatmap(f"confusion-{i}", run, data.confusion[row.run_uuid]))
+        if data.class_metrics.get(row.run_uuid):
+            drawn.append(charts.class_bars(f"classes-{i}", run, data.class_metrics[row.run_uuid]))
+        cards.append(Card(row, colours[row.run_uuid], Markup("").join(drawn)))
+    return cards
+
+
+def _history(data: ReportData, colours: dict[str, str]) -> Markup:
+    names: dict[str, Named] = {r.run_uuid: r for r in data.runs} | {r.run_uuid: r for r in data.leaderboard}
+    drawn = []
+    for i, (key, runs) in enumerate(history_by_metric(data.history)):
+        series = [
+            charts.Series(names.get(uuid) or RunRef(uuid), colours.get(uuid, charts.NO_COLOUR), points)
+            for uuid, points in runs.items()
+        ]
+        drawn.append(charts.line_chart(f"history-{i}", key, series))
+    return Markup("").join(drawn)
+
+
+def _tiles(data: ReportData) -> list[tuple[str, str]]:
+    experiments = sorted({str(r.experiment_name) for r in data.leaderboard})
+    tiles = [("Evaluated runs", str(len(data.leaderboard))), ("Experiments", ", ".join(experiments) or "—")]
+    pairing = champion_and_runner_up(data.leaderboard)
+    if pairing is not None:
+        champion = pairing.champion
+        tiles = [
+            ("Champion" if pairing.has_alias else "Top ranked", run_label(champion)),
+            ("Macro F1", fmt(champion.f1_macro)),
+            ("Accuracy", fmt(champion.accuracy)),
+        ] + tiles
+    return tiles
+
+
+def render(data: ReportData, env: Environment | None = None) -> str:
+    """The whole page as one string (all database text escaped)."""
+    env = env or environment()
+    colours = _colours(data)
+    return env.get_template(PAGE).render(
+        data=data,
+        css=_asset(env, STYLESHEET),
+        script=_asset(env, SCRIPT),
+        tiles=_tiles(data),
+        colours=colours,
+        several_experiments=len({r.experiment_name for r in data.leaderboard}) > 1,
+        comparison=_comparison(data, colours),
+        cards=_cards(data, colours),
+        history=_history(data, colours),
+    )
