@@ -9,6 +9,7 @@ fails, the tests fail saying so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -24,8 +25,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from conftest import CONFIG, PROJECT_DIR
-from ml_eval import report
 from ml_eval import warehouse as wh
+from ml_eval.consumers.report import build_report
+from ml_eval.consumers.report import data as report_data
+from ml_eval.consumers.report import page as report_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -121,7 +124,7 @@ def number(value: str | None) -> float | None:
 
 @pytest.fixture(scope="module")
 def page(built: wh.Warehouse, tmp_path_factory) -> Path:
-    return report.build_report(built, tmp_path_factory.mktemp("report") / "index.html", schema=SCHEMA)
+    return build_report(built, schema=SCHEMA, out_dir=tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +165,7 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
     for figure in figures:
         assert int(figure["data-rendered"]) == int(figure["data-marks"]) > 0, figure
     kinds = Counter(f["data-kind"] for f in figures)
-    shown = min(report.TOP_RUNS, len(leaderboard))
+    shown = min(report_data.TOP_RUNS, len(leaderboard))
     series = query(
         built,
         "select distinct metric_key from {schema}.fct_metric_history"
@@ -190,7 +193,7 @@ def test_champion_and_top_runs_have_their_confusion_matrix(
 ):
     champions = [r["run_uuid"] for r in leaderboard if r["is_champion"]]
     assert champions and champions[0] == shown_runs[0]
-    assert set(shown_runs) >= {r["run_uuid"] for r in leaderboard[: report.TOP_RUNS - len(champions)]}
+    assert set(shown_runs) >= {r["run_uuid"] for r in leaderboard[: report_data.TOP_RUNS - len(champions)]}
     mart = query(built, "select run_uuid, actual_class, predicted_class, n from {schema}.fct_confusion_matrix")
     for run_uuid in shown_runs:
         cells = [c for c in dom.select("rect", data_run_uuid=run_uuid) if "data-n" in c]
@@ -242,9 +245,9 @@ def test_champion_against_runner_up_equals_fct_run_evaluation(dom: Elements, lea
     evaluation = {r["run_uuid"]: r for r in query(built, "select * from {schema}.fct_run_evaluation")}
     # the table's cells and the paired bars: each names its run and metric
     values = [e for e in dom.select() if "data-metric" in e and "data-value" in e and "data-class-label" not in e]
-    metrics = [key for key, _, _ in report.COMPARED]
+    metrics = [key for key, _, _ in report_data.COMPARED]
     assert Counter(e["data-metric"] for e in values) == Counter(
-        {key: 4 if key in report.BOUNDED else 2 for key in metrics}
+        {key: 4 if key in report_data.BOUNDED else 2 for key in metrics}
     )
     for element in values:
         run_uuid, key = element["data-run-uuid"], element["data-metric"]
@@ -283,15 +286,17 @@ HOSTILE = '<img src=x onerror="alert(1)"> & "quoted" \'single\' </td><b>bold</b>
 
 
 def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, tmp_path: Path):
-    data = report.load(built, SCHEMA)
-    for row in [*data.leaderboard, *data.evaluations.values(), *data.runs]:
-        row["run_name"] = HOSTILE
-        row["experiment_name"] = HOSTILE
-    for row in data.leaderboard:
-        row["model_family"] = HOSTILE
-    text = report.render(data)
+    read = report_data.load(built, SCHEMA)
+    hostile = {"run_name": HOSTILE, "experiment_name": HOSTILE}
+    read = dataclasses.replace(
+        read,
+        leaderboard=[dataclasses.replace(r, model_family=HOSTILE, **hostile) for r in read.leaderboard],
+        evaluations={k: dataclasses.replace(r, **hostile) for k, r in read.evaluations.items()},
+        runs=[dataclasses.replace(r, **hostile) for r in read.runs],
+    )
+    text = report_page.render(read)
     assert "<img" not in text and "<b>" not in text and "</td><b>" not in text
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
     page = tmp_path / "hostile.html"
     page.write_text(text, encoding="utf-8")
     rendered = Elements(run_chromium(chromium, page, "--dump-dom"))
@@ -300,22 +305,22 @@ def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, 
 
 
 def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
-    out = tmp_path / "cli" / "index.html"
+    out = tmp_path / "cli"
     env = {**os.environ, **built.env()}
     done = subprocess.run(
         [sys.executable, "-m", "ml_eval", "report", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"report: {out}" and out.stat().st_size > 10_000
+    assert done.stdout.strip() == f"report: {out / 'index.html'}" and (out / "index.html").stat().st_size > 10_000
 
     missing = subprocess.run(
-        [sys.executable, "-m", "ml_eval", "report", "--out", str(tmp_path / "x.html")],
+        [sys.executable, "-m", "ml_eval", "report", "--out", str(tmp_path / "x")],
         env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert missing.returncode == 2 and not (tmp_path / "x.html").exists()
+    assert missing.returncode == 2 and not (tmp_path / "x").exists()
     assert "'no_such_schema'" in missing.stderr and "rpt_model_leaderboard" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
@@ -323,9 +328,9 @@ def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
 def test_report_command_is_registered_with_its_defaults():
     from ml_eval import cli
 
-    args = cli.parser().parse_args(["report", "--out", "somewhere.html"])
-    assert args.handler is cli.cmd_report and args.out == Path("somewhere.html")
-    assert cli.parser().parse_args(["report"]).out is None  # then target/report/index.html of the project
+    args = cli.parser().parse_args(["report", "--out", "somewhere"])
+    assert args.handler is cli.cmd_report and args.out == Path("somewhere")
+    assert cli.parser().parse_args(["report"]).out is None  # then target/report/ of the project
 
 
 def test_exposure_lists_the_marts_the_report_reads():
@@ -334,4 +339,4 @@ def test_exposure_lists_the_marts_the_report_reads():
     exposures = yaml.safe_load((PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
     page = next(e for e in exposures if e["name"] == "evaluation_report")
     assert page["type"] == "dashboard" and "target/report/index.html" in page["url"]
-    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report.MARTS)
+    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report_data.MARTS)

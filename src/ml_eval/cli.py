@@ -119,12 +119,10 @@ def _docs(warehouse: wh.Warehouse, config: Config) -> None:
     print(f"docs: {config.target_dir / 'static_index.html'}")
 
 
-def _report(warehouse: wh.Warehouse, config: Config, out: Path | None = None) -> Path:
-    from ml_eval import report
+def _report(warehouse: wh.Warehouse, config: Config, out_dir: Path | None = None) -> Path:
+    from ml_eval.consumers.report import build_report
 
-    return report.build_report(
-        warehouse, out or config.target_dir / "report" / "index.html", schema=config.published_schema
-    )
+    return build_report(warehouse, schema=config.published_schema, out_dir=out_dir or config.target_dir / "report")
 
 
 def _train(warehouse: wh.Warehouse, config: Config) -> None:
@@ -254,7 +252,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
 @command(
     "report",
     "write the evaluation report: one self-contained HTML page of the published marts",
-    arg("--out", type=Path, help="the HTML file to write (default: target/report/index.html of the project)"),
+    arg("--out", type=Path, help="folder to write index.html into (default: target/report of the project)"),
 )
 def cmd_report(args: argparse.Namespace, config: Config) -> None:
     print(f"report: {_report(wh.resolve(config), config, args.out)}")
