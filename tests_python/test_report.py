@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from conftest import CONFIG, PROJECT_DIR
@@ -29,6 +30,7 @@ from ml_eval import warehouse as wh
 from ml_eval.consumers.report import build_report
 from ml_eval.consumers.report import data as report_data
 from ml_eval.consumers.report import page as report_page
+from conftest import clone_database, drop_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -107,6 +109,44 @@ class Elements(HTMLParser):
             attrs
             for name, attrs in self.found
             if (tag is None or name == tag) and all(attrs.get(k) == v for k, v in keys.items())
+        ]
+
+
+class Texts(HTMLParser):
+    """The text content of every element of a document, as (tag, attributes, text), in order."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, dict[str, str | None], list[str]]] = []
+        self.open: list[tuple[str, list[str]]] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        parts: list[str] = []
+        self.found.append((tag, dict(attrs), parts))
+        if tag not in self.VOID:
+            self.open.append((tag, parts))
+
+    def handle_startendtag(self, tag, attrs):
+        self.found.append((tag, dict(attrs), []))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        for _, parts in self.open:
+            parts.append(data)
+
+    def text(self, tag: str, css_class: str | None = None) -> list[str]:
+        """The text of each element with the tag (and the class among its classes)."""
+        return [
+            "".join(parts)
+            for name, attrs, parts in self.found
+            if name == tag and (css_class is None or css_class in (attrs.get("class") or "").split())
         ]
 
 
@@ -302,6 +342,66 @@ def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, 
     rendered = Elements(run_chromium(chromium, page, "--dump-dom"))
     assert not rendered.select("img") and not rendered.select("b")
     assert rendered.select("body")[0]["data-charts-rendered"] == rendered.select("body")[0]["data-charts"]
+
+
+HTML_NAME = """<script>alert(1)</script> "&'"""
+
+
+@pytest.fixture
+def html_named(built: wh.Warehouse) -> tuple[wh.Warehouse, str]:
+    """A copy of the built database whose champion's run name, in every published mart that
+    holds run names, is HTML_NAME; and that run's run_uuid."""
+    copy = clone_database(built, f"{built.database}_html_name")
+    try:
+        with copy.connect(autocommit=True) as conn:
+            champion = conn.execute(
+                sql.SQL("select run_uuid from {}.rpt_model_leaderboard where is_champion").format(sql.Identifier(SCHEMA))
+            ).fetchone()
+            assert champion, "the built database has no champion"
+            marts = conn.execute(
+                "select table_name from information_schema.columns where table_schema = %s and column_name = 'run_name'",
+                (SCHEMA,),
+            ).fetchall()
+            assert {"rpt_model_leaderboard", "fct_run_evaluation", "dim_runs"} <= {name for (name,) in marts}
+            for (name,) in marts:
+                conn.execute(
+                    sql.SQL("update {}.{} set run_name = %s where run_uuid = %s").format(
+                        sql.Identifier(SCHEMA), sql.Identifier(name)
+                    ),
+                    (HTML_NAME, champion[0]),
+                )
+        yield copy, champion[0]
+    finally:
+        drop_database(copy)
+
+
+def test_a_run_name_holding_html_is_shown_escaped(chromium: Path, html_named: tuple[wh.Warehouse, str], tmp_path: Path):
+    """The name comes from the published marts (as MLflow would hand it over): the page shows
+    it as text, escaped once, wherever it names the run, and runs no script but its own."""
+    database, champion = html_named
+    page = build_report(database, schema=SCHEMA, out_dir=tmp_path)
+    text = page.read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in text and text.count("<script") == 1
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&amp;&#39;" in text
+    assert "&amp;amp;" not in text and "&amp;lt;" not in text  # escaped once, not twice
+
+    dumped = run_chromium(chromium, page, "--dump-dom")
+    texts, elements = Texts(dumped), Elements(dumped)
+    assert len(elements.select("script")) == 1
+    body = elements.select("body")[0]
+    assert body["data-charts-rendered"] == body["data-charts"] != "0"
+    # the leaderboard, the champion tile, the comparison's heading, the card and the provenance row
+    assert HTML_NAME in texts.text("span", "run-name")
+    assert HTML_NAME in texts.text("div", "v")
+    assert HTML_NAME in texts.text("div", "sub")
+    heading = rf"#\d+ {re.escape(HTML_NAME)} ★ champion"
+    assert sum(bool(re.fullmatch(heading, h)) for h in texts.text("h3")) == 1, texts.text("h3")
+    assert any(t.startswith(HTML_NAME) and champion in t for t in texts.text("td", "nowrap"))
+    # the tooltips of the champion's confusion matrix name it too
+    tips = texts.text("title")
+    assert sum(t.startswith(f"{HTML_NAME}: actual ") for t in tips) == len(
+        [c for c in elements.select("rect", data_run_uuid=champion) if "data-n" in c]
+    ) > 0
 
 
 def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
