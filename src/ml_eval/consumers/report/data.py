@@ -151,7 +151,15 @@ class RunRow:
     exclusion_reason: str | None
 
 
+class OfRun(Protocol):
+    """A row of one run's."""
+
+    @property
+    def run_uuid(self) -> str: ...
+
+
 Row = TypeVar("Row")
+OfRunT = TypeVar("OfRunT", bound=OfRun)
 
 QUERIES: dict[type, sql.SQL] = {
     LeaderboardRow: sql.SQL("""
@@ -250,10 +258,10 @@ class ReportData:
         return self.evaluations.get(row.run_uuid, row)
 
 
-def _by_run(rows: Iterable[Row]) -> dict[str, list[Row]]:
-    grouped: dict[str, list[Row]] = {}
+def _by_run(rows: Iterable[OfRunT]) -> dict[str, list[OfRunT]]:
+    grouped: dict[str, list[OfRunT]] = {}
     for row in rows:
-        grouped.setdefault(row.run_uuid, []).append(row)  # type: ignore[attr-defined]
+        grouped.setdefault(row.run_uuid, []).append(row)
     return grouped
 
 
