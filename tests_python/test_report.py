@@ -25,12 +25,11 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from conftest import CONFIG, PROJECT_DIR
+from conftest import CONFIG, PROJECT_DIR, clone_database, drop_database
 from ml_eval import warehouse as wh
 from ml_eval.consumers.report import build_report
 from ml_eval.consumers.report import data as report_data
 from ml_eval.consumers.report import page as report_page
-from conftest import clone_database, drop_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
