@@ -114,7 +114,9 @@ class Elements(HTMLParser):
 class Texts(HTMLParser):
     """The text content of every element of a document, as (tag, attributes, text), in order."""
 
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    )
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -210,15 +212,24 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
         "select distinct metric_key from {schema}.fct_metric_history"
         " group by run_uuid, metric_key having count(distinct step) > 1",
     )
-    assert kinds == Counter(
-        {"heatmap": shown, "class-bars": shown, "history": len(series), "comparison": 1 if len(leaderboard) > 1 else 0}
-    ) - Counter()
+    assert (
+        kinds
+        == Counter(
+            {
+                "heatmap": shown,
+                "class-bars": shown,
+                "history": len(series),
+                "comparison": 1 if len(leaderboard) > 1 else 0,
+            }
+        )
+        - Counter()
+    )
 
 
 def test_leaderboard_equals_rpt_model_leaderboard(dom: Elements, leaderboard: list[dict]):
     rows = [r for r in dom.select("tr") if r.get("data-experiment-rank")]
     assert [r["data-run-uuid"] for r in rows] == [r["run_uuid"] for r in leaderboard]
-    for shown, mart in zip(rows, leaderboard):
+    for shown, mart in zip(rows, leaderboard, strict=True):
         assert int(shown["data-experiment-rank"]) == mart["experiment_rank"]
         assert shown["data-is-champion"] == str(mart["is_champion"]).lower()
         for column in ("f1_macro", "accuracy", "log_loss", "roc_auc"):
@@ -263,21 +274,26 @@ def test_history_lines_equal_fct_metric_history(dom: Elements, built: wh.Warehou
         " group by 1, 2 having count(distinct step) > 1)",
     )
     points = [p for p in dom.select() if "data-step" in p and "data-metric-key" in p]
-    on_page = Counter((p["data-run-uuid"], p["data-metric-key"], int(p["data-step"]), number(p["data-value"])) for p in points)
+    on_page = Counter(
+        (p["data-run-uuid"], p["data-metric-key"], int(p["data-step"]), number(p["data-value"])) for p in points
+    )
     expected = Counter((r["run_uuid"], r["metric_key"], r["step"], r["metric_value"]) for r in mart)
     assert on_page == expected
     lines = {(p["data-run-uuid"], p["data-metric-key"]) for p in dom.select("polyline")}
     assert lines == {(r["run_uuid"], r["metric_key"]) for r in mart if r["metric_value"] is not None}
 
 
-def test_champion_against_runner_up_equals_fct_run_evaluation(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+def test_champion_against_runner_up_equals_fct_run_evaluation(
+    dom: Elements, leaderboard: list[dict], built: wh.Warehouse
+):
     if len(leaderboard) < 2:
         pytest.fail("the built database should hold several evaluated runs")
     versus = dom.select("table", **{"class": "versus"})[0]
     champion = next(r for r in leaderboard if r["is_champion"])
     assert versus["data-champion"] == champion["run_uuid"]
     runner_up = next(
-        r for r in sorted(leaderboard, key=lambda r: r["registered_model_rank"] or 0)
+        r
+        for r in sorted(leaderboard, key=lambda r: r["registered_model_rank"] or 0)
         if r["run_uuid"] != champion["run_uuid"] and r["registered_model_name"] == champion["registered_model_name"]
     )
     assert versus["data-runner-up"] == runner_up["run_uuid"]
@@ -295,7 +311,9 @@ def test_champion_against_runner_up_equals_fct_run_evaluation(dom: Elements, lea
 
 
 def test_provenance_lists_every_run_with_its_times(dom: Elements, built: wh.Warehouse):
-    runs = query(built, "select run_uuid, experiment_name, started_at, ended_at, registered_versions from {schema}.dim_runs")
+    runs = query(
+        built, "select run_uuid, experiment_name, started_at, ended_at, registered_versions from {schema}.dim_runs"
+    )
     rows = {r["data-run-uuid"]: r for r in dom.select("tr") if "data-started-at" in r}
     assert set(rows) == {r["run_uuid"] for r in runs}
     for run in runs:
@@ -312,7 +330,9 @@ def test_screenshot_shows_the_page(chromium: Path, page: Path):
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
-    run_chromium(chromium, page, f"--screenshot={SCREENSHOT}", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars")
+    run_chromium(
+        chromium, page, f"--screenshot={SCREENSHOT}", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars"
+    )
     with Image.open(SCREENSHOT) as image:
         assert image.size == WINDOW
         colours = image.convert("RGB").resize((350, 750)).getcolors(maxcolors=1 << 16)
@@ -354,11 +374,14 @@ def html_named(built: wh.Warehouse) -> tuple[wh.Warehouse, str]:
     try:
         with copy.connect(autocommit=True) as conn:
             champion = conn.execute(
-                sql.SQL("select run_uuid from {}.rpt_model_leaderboard where is_champion").format(sql.Identifier(SCHEMA))
+                sql.SQL("select run_uuid from {}.rpt_model_leaderboard where is_champion").format(
+                    sql.Identifier(SCHEMA)
+                )
             ).fetchone()
             assert champion, "the built database has no champion"
             marts = conn.execute(
-                "select table_name from information_schema.columns where table_schema = %s and column_name = 'run_name'",
+                "select table_name from information_schema.columns"
+                " where table_schema = %s and column_name = 'run_name'",
                 (SCHEMA,),
             ).fetchall()
             assert {"rpt_model_leaderboard", "fct_run_evaluation", "dim_runs"} <= {name for (name,) in marts}
@@ -398,16 +421,22 @@ def test_a_run_name_holding_html_is_shown_escaped(chromium: Path, html_named: tu
     assert any(t.startswith(HTML_NAME) and champion in t for t in texts.text("td", "nowrap"))
     # the tooltips of the champion's confusion matrix name it too
     tips = texts.text("title")
-    assert sum(t.startswith(f"{HTML_NAME}: actual ") for t in tips) == len(
-        [c for c in elements.select("rect", data_run_uuid=champion) if "data-n" in c]
-    ) > 0
+    assert (
+        sum(t.startswith(f"{HTML_NAME}: actual ") for t in tips)
+        == len([c for c in elements.select("rect", data_run_uuid=champion) if "data-n" in c])
+        > 0
+    )
 
 
 def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
     out = tmp_path / "cli"
     env = {**os.environ, **built.env()}
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval", "report", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ml_eval", "report", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"report: {out / 'index.html'}" and (out / "index.html").stat().st_size > 10_000

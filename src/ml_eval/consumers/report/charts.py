@@ -45,7 +45,7 @@ class Series:
 def _lerp(start: str, end: str, t: float) -> str:
     a = [int(start[i : i + 2], 16) for i in (1, 3, 5)]
     b = [int(end[i : i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
 
 
 def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
@@ -126,14 +126,15 @@ def heatmap(chart_id: str, run: Named, cells: Sequence[ConfusionCell]) -> Markup
         )
         out.append(
             Markup(
-                '<rect class="mark cell" x="{}" y="{}" width="{}" height="{}" rx="3" fill="{}"{}><title>{}</title></rect>'
+                '<rect class="mark cell" x="{}" y="{}" width="{}" height="{}" rx="3" fill="{}"{}>'
+                "<title>{}</title></rect>"
             ).format(x, y, size - 2, size - 2, colour, ident, tip)
         )
         if size >= 28:
             out.append(
-                Markup(
-                    '<text class="cell-label" x="{}" y="{}" text-anchor="middle" style="fill:{}">{}</text>'
-                ).format(x + (size - 2) / 2, y + (size - 2) / 2 + 5, ink, cell.n)
+                Markup('<text class="cell-label" x="{}" y="{}" text-anchor="middle" style="fill:{}">{}</text>').format(
+                    x + (size - 2) / 2, y + (size - 2) / 2 + 5, ink, cell.n
+                )
             )
     return figure(
         chart_id,
@@ -154,7 +155,9 @@ def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - tick)
         out.append(Markup('<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(left, width - 8, y, y))
-        out.append(Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(left - 6, y + 4, _tick(tick)))
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(left - 6, y + 4, _tick(tick))
+        )
     for i, (_, label, colour) in enumerate(CLASS_METRICS):  # legend
         out.append(Markup('<rect x="{}" y="6" width="10" height="10" rx="2" fill="{}"/>').format(left + i * 84, colour))
         out.append(Markup('<text class="legend" x="{}" y="15">{}</text>').format(left + i * 84 + 14, label))
@@ -167,7 +170,8 @@ def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup
             ident = data_attrs(run_uuid=run.run_uuid, class_label=row.class_label, metric=key, value=value)
             out.append(
                 Markup(
-                    '<rect class="mark bar" x="{}" y="{}" width="20" height="{}" rx="2" fill="{}"{}><title>{}</title></rect>'
+                    '<rect class="mark bar" x="{}" y="{}" width="20" height="{}" rx="2" fill="{}"{}>'
+                    "<title>{}</title></rect>"
                 ).format(x0 + i * 22, top + plot_h - h, h, colour, ident, tip)
             )
         centre = x0 + 32
@@ -213,9 +217,13 @@ def line_chart(chart_id: str, metric_key: str, series: Sequence[Series]) -> Mark
 
     out = []
     for tick in yt:
-        out.append(Markup('<line class="grid" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(left, left + plot_w, py(tick)))
         out.append(
-            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(left - 6, py(tick) + 4, _tick(tick))
+            Markup('<line class="grid" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(left, left + plot_w, py(tick))
+        )
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(
+                left - 6, py(tick) + 4, _tick(tick)
+            )
         )
     for tick in xt:
         out.append(
@@ -228,7 +236,9 @@ def line_chart(chart_id: str, metric_key: str, series: Sequence[Series]) -> Mark
                 px(tick), top + plot_h + 18, _tick(tick)
             )
         )
-    out.append(Markup('<line class="axis" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(left, left + plot_w, top + plot_h))
+    out.append(
+        Markup('<line class="axis" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(left, left + plot_w, top + plot_h)
+    )
     out.append(
         Markup('<text class="axis-title" x="{}" y="{}" text-anchor="middle">step</text>').format(
             left + plot_w / 2, top + plot_h + 38
@@ -296,14 +306,20 @@ def comparison_bars(
     keys = [(metric.key, metric.label) for metric in COMPARED if metric.key in BOUNDED]
     left, top, bar_w, row_h = 170, 30, 380, 34
     width, height = left + bar_w + 70, top + row_h * len(keys) + 24
-    pair = list(zip((champion, runner_up), colours))
+    pair = list(zip((champion, runner_up), colours, strict=True))
     out = []
     for i, (run, colour) in enumerate(pair):
-        out.append(Markup('<rect x="{}" y="4" width="10" height="10" rx="2" fill="{}"/>').format(left + i * 190, colour))
+        out.append(
+            Markup('<rect x="{}" y="4" width="10" height="10" rx="2" fill="{}"/>').format(left + i * 190, colour)
+        )
         out.append(Markup('<text class="legend" x="{}" y="13">{}</text>').format(left + i * 190 + 14, run_label(run)))
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         x = left + bar_w * tick
-        out.append(Markup('<line class="grid" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>').format(x, top - 4, top + row_h * len(keys)))
+        out.append(
+            Markup('<line class="grid" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>').format(
+                x, top - 4, top + row_h * len(keys)
+            )
+        )
         out.append(
             Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
                 x, top + row_h * len(keys) + 16, _tick(tick)
@@ -312,7 +328,9 @@ def comparison_bars(
     for r, (key, label) in enumerate(keys):
         y = top + r * row_h
         out.append(
-            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(left - 8, y + row_h / 2 + 4, label)
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(
+                left - 8, y + row_h / 2 + 4, label
+            )
         )
         for i, (run, colour) in enumerate(pair):
             value: float | None = getattr(run, key, None)
@@ -323,11 +341,19 @@ def comparison_bars(
                     '<rect class="mark bar" x="{}" y="{}" width="{}" height="12" rx="2" fill="{}"{}>'
                     "<title>{}: {} {}</title></rect>"
                 ).format(
-                    left, by, w, colour, data_attrs(run_uuid=run.run_uuid, metric=key, value=value),
-                    run_label(run), label, fmt(value, 6),
+                    left,
+                    by,
+                    w,
+                    colour,
+                    data_attrs(run_uuid=run.run_uuid, metric=key, value=value),
+                    run_label(run),
+                    label,
+                    fmt(value, 6),
                 )
             )
-            out.append(Markup('<text class="value" x="{}" y="{}">{}</text>').format(left + w + 4, by + 10, fmt(value, 3)))
+            out.append(
+                Markup('<text class="value" x="{}" y="{}">{}</text>').format(left + w + 4, by + 10, fmt(value, 3))
+            )
     return figure(
         chart_id, "comparison", "Champion against runner-up", _svg(width, height, out, "champion against runner-up")
     )

@@ -273,7 +273,8 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
         if missing:
             raise UserError(
                 f"schema {schema!r} of database {warehouse.database!r} lacks the mart(s) "
-                f"{', '.join(missing)}: build them first (`ml-eval demo`), or read another schema"
+                f"{', '.join(missing)}: build and publish them first (`ml-eval demo`), "
+                "or read the schema that holds them"
             )
         conn.execute("set time zone 'UTC'")
 
@@ -292,7 +293,9 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
             history=fetch(HistoryPoint),
             runs=fetch(RunRow),
         )
-    log.info("read %d evaluated runs of %d from %s.%s", len(data.leaderboard), len(data.runs), warehouse.database, schema)
+    log.info(
+        "read %d evaluated runs of %d from %s.%s", len(data.leaderboard), len(data.runs), warehouse.database, schema
+    )
     return data
 
 

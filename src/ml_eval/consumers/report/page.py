@@ -147,7 +147,8 @@ def _tiles(data: ReportData) -> list[tuple[str, str]]:
             ("Champion" if pairing.has_alias else "Top ranked", run_label(champion)),
             ("Macro F1", fmt(champion.f1_macro)),
             ("Accuracy", fmt(champion.accuracy)),
-        ] + tiles
+            *tiles,
+        ]
     return tiles
 
 
