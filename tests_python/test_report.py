@@ -165,7 +165,7 @@ def number(value: str | None) -> float | None:
 
 @pytest.fixture(scope="module")
 def page(built: wh.Warehouse, tmp_path_factory) -> Path:
-    return build_report(built, schema=SCHEMA, out_dir=tmp_path_factory.mktemp("report"))
+    return build_report(built, schema=SCHEMA, out_path=tmp_path_factory.mktemp("report") / "index.html")
 
 
 @pytest.fixture(scope="module")
@@ -401,7 +401,7 @@ def test_a_run_name_holding_html_is_shown_escaped(chromium: Path, html_named: tu
     """The name comes from the published marts (as MLflow would hand it over): the page shows
     it as text, escaped once, wherever it names the run, and runs no script but its own."""
     database, champion = html_named
-    page = build_report(database, schema=SCHEMA, out_dir=tmp_path)
+    page = build_report(database, schema=SCHEMA, out_path=tmp_path / "index.html")
     text = page.read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in text and text.count("<script") == 1
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&amp;&#39;" in text
@@ -429,7 +429,7 @@ def test_a_run_name_holding_html_is_shown_escaped(chromium: Path, html_named: tu
 
 
 def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
-    out = tmp_path / "cli"
+    out = tmp_path / "cli" / "index.html"
     env = {**os.environ, **built.env()}
     done = subprocess.run(
         [sys.executable, "-m", "ml_eval", "report", "--out", str(out)],
@@ -439,10 +439,10 @@ def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"report: {out / 'index.html'}" and (out / "index.html").stat().st_size > 10_000
+    assert done.stdout.strip() == f"report: {out}" and out.stat().st_size > 10_000
 
     missing = subprocess.run(
-        [sys.executable, "-m", "ml_eval", "report", "--out", str(tmp_path / "x")],
+        [sys.executable, "-m", "ml_eval", "report", "--out", str(tmp_path / "x" / "x.html")],
         env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"},
         capture_output=True,
         text=True,
@@ -456,9 +456,9 @@ def test_command_line_writes_the_report(built: wh.Warehouse, tmp_path: Path):
 def test_report_command_is_registered_with_its_defaults():
     from ml_eval import cli
 
-    args = cli.parser().parse_args(["report", "--out", "somewhere"])
-    assert args.handler is cli.cmd_report and args.out == Path("somewhere")
-    assert cli.parser().parse_args(["report"]).out is None  # then target/report/ of the project
+    args = cli.parser().parse_args(["report", "--out", "somewhere.html"])
+    assert args.handler is cli.cmd_report and args.out == Path("somewhere.html")
+    assert cli.parser().parse_args(["report"]).out is None  # then target/report/index.html of the project
 
 
 def test_exposure_lists_the_marts_the_report_reads():

@@ -119,10 +119,11 @@ def _docs(warehouse: wh.Warehouse, config: Config) -> None:
     print(f"docs: {config.target_dir / 'static_index.html'}")
 
 
-def _report(warehouse: wh.Warehouse, config: Config, out_dir: Path | None = None) -> Path:
+def _report(warehouse: wh.Warehouse, config: Config, out_path: Path | None = None) -> Path:
     from ml_eval.consumers.report import build_report
 
-    return build_report(warehouse, schema=config.published_schema, out_dir=out_dir or config.target_dir / "report")
+    out = out_path or config.target_dir / "report" / "index.html"
+    return build_report(warehouse, schema=config.published_schema, out_path=out)
 
 
 def _train(warehouse: wh.Warehouse, config: Config) -> None:
@@ -252,7 +253,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
 @command(
     "report",
     "write the evaluation report: one self-contained HTML page of the published marts",
-    arg("--out", type=Path, help="folder to write index.html into (default: target/report of the project)"),
+    arg("--out", type=Path, help="the HTML file to write (default: target/report/index.html of the project)"),
 )
 def cmd_report(args: argparse.Namespace, config: Config) -> None:
     print(f"report: {_report(wh.resolve(config), config, args.out)}")

@@ -18,18 +18,16 @@ from ml_eval import warehouse as wh
 from ml_eval.consumers.report.data import load
 from ml_eval.consumers.report.page import render
 
-__all__ = ["PAGE_NAME", "build_report"]
+__all__ = ["build_report"]
 
 log = logging.getLogger(__name__)
 
-PAGE_NAME = "index.html"
 
-
-def build_report(warehouse: wh.Warehouse, *, schema: str, out_dir: Path) -> Path:
-    """Read the marts in `schema` of `warehouse`, write `out_dir/index.html`, return its path."""
+def build_report(warehouse: wh.Warehouse, *, schema: str, out_path: Path) -> Path:
+    """Read the marts in `schema` of `warehouse`, write the page to `out_path`, return its path."""
     page = render(load(warehouse, schema))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / PAGE_NAME
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     log.info("wrote %s (%d bytes)", out, len(page))
     return out
