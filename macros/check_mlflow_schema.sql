@@ -15,7 +15,9 @@
     {%- if not execute -%}
         {{- return('') -}}
     {%- endif -%}
-    {%- set mlflow_sources = graph.sources.values() | selectattr('source_name', 'equalto', 'mlflow') | list -%}
+    {#- this package's source only: a root project may declare a source named mlflow too -#}
+    {%- set mlflow_sources = graph.sources.values() | selectattr('package_name', 'equalto', 'ml_eval')
+        | selectattr('source_name', 'equalto', 'mlflow') | list -%}
     {%- set version_source = mlflow_sources | selectattr('name', 'equalto', 'alembic_version') | first -%}
 
     {#- the nodes that read MLflow's tables, directly or through other nodes: the graph is
@@ -55,7 +57,7 @@
         {%- do exceptions.warn(
             'MLflow schema check: table ' ~ where ~ ' does not exist, so MLflow has not created its'
             ~ ' tables in schema ' ~ version_source.schema ~ ' (run `ml-eval train` first, or set'
-            ~ ' ML_EVAL_MLFLOW_SCHEMA to the schema MLflow uses); ' ~ tested_text
+            ~ ' var mlflow_schema to the schema MLflow uses); ' ~ tested_text
         ) -%}
         {{- return('') -}}
     {%- endif -%}

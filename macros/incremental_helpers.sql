@@ -87,16 +87,16 @@
 
 
 {#- Pre-hook of an incremental model keyed by run: delete the rows of every run it holds
-    that `current_runs_sql` (a query of run_uuids) no longer lists: a run deleted, failed,
-    or gone from its parent. Nothing in a full build. `many_rows_per_run`: of this model,
-    as in distinct_run_uuids. -#}
-{% macro delete_stale_runs(current_runs_sql, many_rows_per_run=false) -%}
+    that the model `runs_model` (of this package; a row per run_uuid, the model's SQL refs
+    it) no longer lists: a run deleted, failed, or gone from MLflow. Nothing in a full build.
+    `many_rows_per_run`: of this model, as in distinct_run_uuids. -#}
+{% macro delete_stale_runs(runs_model, many_rows_per_run=false) -%}
     {%- if is_incremental() -%}
         {%- set stale_runs -%}
             select held_runs.run_uuid
             from ({{ distinct_run_uuids(this, many_rows_per_run) }}) as held_runs
             where not exists (
-                select 1 from ({{ current_runs_sql }}) as current_runs
+                select 1 from {{ relation_of(runs_model) }} as current_runs
                 where current_runs.run_uuid = held_runs.run_uuid
             )
         {%- endset -%}
@@ -105,15 +105,40 @@
 {%- endmacro %}
 
 
-{#- The relation of a model of this project, by name, without a ref(): for hooks, whose
-    model already refs it in its SQL (a ref in a hook would add nothing to the DAG but a
-    second, hidden dependency). -#}
+{#- The config of a model incremental by run, for `{{ config(**run_keyed_incremental(...)) }}`:
+    the model holds a row or rows per run of `runs_model` (int_runs_evaluated: the evaluated
+    runs; int_runs_classified: every MLflow run), which its SQL refs. A build first deletes
+    the runs `runs_model` no longer lists (delete_stale_runs), then `append`s the rows of the
+    runs it does not hold yet (its SQL filters them with run_is_new), or with
+    `incremental_strategy='delete+insert'` rewrites the runs its SQL selects. A run_uuid index
+    makes both cost in proportion to the runs that change; after a full build the table is
+    vacuumed and analyzed. `pre_hook`: more pre-hooks, after the deletion. -#}
+{% macro run_keyed_incremental(runs_model='int_runs_evaluated', incremental_strategy='append', pre_hook=[]) %}
+    {%- set model_config = {
+        'materialized': 'incremental',
+        'incremental_strategy': incremental_strategy,
+        'on_schema_change': 'fail',
+        'indexes': [{'columns': ['run_uuid']}],
+        'pre_hook': ["{{ delete_stale_runs('" ~ runs_model ~ "') }}"] + pre_hook,
+        'post_hook': [{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
+    } -%}
+    {%- if incremental_strategy == 'delete+insert' -%}
+        {%- do model_config.update({'unique_key': 'run_uuid'}) -%}
+    {%- endif -%}
+    {{- return(model_config) -}}
+{% endmacro %}
+
+
+{#- The relation of a model of this package (ml_eval), by name, without a ref(): for hooks,
+    whose model already refs it in its SQL (a ref in a hook would add nothing to the DAG but a
+    second, hidden dependency). By the package's own name, not project_name: installed in
+    another dbt project, project_name is that root project's. -#}
 {% macro relation_of(model_name) %}
     {%- if not execute -%}
         {{- return('') -}}
     {%- endif -%}
     {%- for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.package_name == project_name and node.name == model_name -%}
+        if node.resource_type == 'model' and node.package_name == 'ml_eval' and node.name == model_name -%}
         {{- return(node.relation_name) -}}
     {%- endfor -%}
     {{- exceptions.raise_compiler_error('relation_of: no model named ' ~ model_name) -}}
@@ -148,5 +173,5 @@
 {%- endmacro %}
 
 {% macro postgres__set_local_work_mem() -%}
-    set local work_mem = {{ sql_string(var('evaluation_work_mem', '64MB')) }}
+    set local work_mem = {{ sql_string(var('evaluation_work_mem')) }}
 {%- endmacro %}

@@ -11,7 +11,7 @@
 {#- A metric MLflow logged agrees with the computed one: equal within var('metric_tolerance')
     (default 1e-9), or not logged at all. -#}
 {% macro agrees_with_logged(computed, logged) -%}
-    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance', 1e-9) }}, {{ logged }} is null)
+    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance') }}, {{ logged }} is null)
 {%- endmacro %}
 
 {#- Seconds between two timestamps, as a double. -#}

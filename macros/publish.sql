@@ -8,15 +8,19 @@
     {% if not execute or flags.WHICH not in ('build', 'run') %}
         {{ return('') }}
     {% endif %}
-    {% set published = var('published_schema', 'published') %}
+    {% set published = var('published_schema') %}
+    {#- this package's marts (models/marts/), never a root project's own folder named marts -#}
     {% set marts = [] %}
     {% for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.fqn[1] == 'marts' and node.config.enabled %}
+        if node.resource_type == 'model' and node.package_name == 'ml_eval'
+        and node.fqn[1] == 'marts' and node.config.enabled %}
         {% do marts.append(node) %}
     {% endfor %}
+    {#- only this package's nodes can hold the publish back: a root project's failing test or
+        model is that project's business -#}
     {% set succeeded = [] %}
     {% set problems = [] %}
-    {% for result in results %}
+    {% for result in results if result.node.package_name == 'ml_eval' %}
         {% if result.status in ('error', 'fail', 'runtime error', 'warn') and flags.WARN_ERROR
             or result.status in ('error', 'fail', 'runtime error') %}
             {% do problems.append(result.node.name) %}
@@ -89,14 +93,13 @@
 
 {#- Bring `target_table`, the published copy of a mart configured `meta: {publish: by_run}`,
     up to date with the mart `source_table` one run at a time. Such a mart holds the rows of
-    the evaluated runs (int_runs_classified.is_evaluated), and a run's rows do not change once
+    the evaluated runs (int_runs_evaluated), and a run's rows do not change once
     it is evaluated (the producer writes a run's batch once); what could change them (the
     mart's SQL, a model or seed it reads) changes the definition fingerprint, and then
     publish_marts copies the mart whole. The cost is in proportion to the runs that changed. -#}
 {% macro publish_runs(source_table, target_table) %}
     {%- set evaluated_runs -%}
-        select classified.run_uuid from {{ relation_of('int_runs_classified') }} as classified
-        where classified.is_evaluated
+        select evaluated.run_uuid from {{ relation_of('int_runs_evaluated') }} as evaluated
     {%- endset -%}
     delete from {{ target_table }}
     where {{ run_uuid_in(
@@ -169,7 +172,7 @@
 
 {#- The reporting role (var reporter_role) may read the published marts, if it exists. -#}
 {% macro grant_published_to_readers(published) %}
-    {% set role = var('reporter_role', 'ml_eval_reporter') %}
+    {% set role = var('reporter_role') %}
     do $grant$
     begin
         if exists (select 1 from pg_roles where rolname = {{ sql_string(role) }}) then

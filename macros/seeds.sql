@@ -31,18 +31,19 @@
     {% endfor %}
 {% endmacro %}
 
-{#- on-run-end: a seed that failed to load, or that any of its tests failed on, is dropped
-    (with the staging views over it), so no later run can read data that did not pass. -#}
+{#- on-run-end: a seed of this package that failed to load, or that any of its tests failed
+    on, is dropped (with the staging views over it), so no later run can read data that did
+    not pass. A root project's own seeds are left alone. -#}
 {% macro quarantine_failed_seeds(results) %}
     {% if execute %}
         {% set failed_seeds = {} %}
         {% for result in results if result.status in ('error', 'fail') %}
             {% set node = result.node %}
-            {% if node.resource_type == 'seed' %}
+            {% if node.resource_type == 'seed' and node.package_name == 'ml_eval' %}
                 {% do failed_seeds.update({node.unique_id: node.name ~ ' did not load'}) %}
             {% elif node.resource_type == 'test' %}
                 {#- only tests of the seed itself: a bad prediction does not make a seed bad -#}
-                {% if node.attached_node and node.attached_node.startswith('seed.') %}
+                {% if node.attached_node and node.attached_node.startswith('seed.ml_eval.') %}
                     {% do failed_seeds.update({node.attached_node: node.name ~ ' failed'}) %}
                 {% endif %}
             {% endif %}

@@ -1,5 +1,5 @@
 -- The class probabilities of every scored prediction sum to 1, within
--- var('probability_tolerance') (default 1e-6). A row is a prediction whose sum is off.
+-- var('probability_tolerance') (dbt_project.yml). A row is a prediction whose sum is off.
 with
 
 prediction_scores as (
@@ -20,7 +20,7 @@ final as (
     from sums
     where
         probability_sum is null
-        or abs(probability_sum - 1) > {{ var('probability_tolerance', 1e-6) }}
+        or abs(probability_sum - 1) > {{ var('probability_tolerance') }}
 )
 
 select * from final

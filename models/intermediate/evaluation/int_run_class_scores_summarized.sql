@@ -5,25 +5,14 @@
 -- one. One pass per run over its probabilities (and one probe of each prediction's own).
 -- A table, incremental by run (macros/incremental_helpers.sql): ranking sorts every score of
 -- a run, so a build ranks only the runs evaluated since the last one.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        indexes=[{'columns': ['run_uuid']}],
-        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook="{{ delete_stale_runs(
-            'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
-        ) }}",
-    )
-}}
+{{ config(**run_keyed_incremental()) }}
 
 with
 
 -- the runs to summarize: every evaluated run in a full build, the new ones otherwise
 runs as (
-    select classified.run_uuid from {{ ref('int_runs_classified') }} as classified
-    where classified.is_evaluated and {{ run_is_new('classified.run_uuid') }}
+    select evaluated.run_uuid from {{ ref('int_runs_evaluated') }} as evaluated
+    where {{ run_is_new('evaluated.run_uuid') }}
 ),
 
 -- not materialized: each is read inside the per-run lookup below, never in full
@@ -76,7 +65,7 @@ per_class as (
                 lateral (  -- noqa: ST05
                     select
                         abs(sum(all_scores.probability) - 1)
-                        > {{ var('probability_tolerance', 1e-6) }} as is_sum_off
+                        > {{ var('probability_tolerance') }} as is_sum_off
                     from scores as all_scores
                     where all_scores.prediction_id = predictions.prediction_id
                 ) as prediction_totals

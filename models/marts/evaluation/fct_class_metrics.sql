@@ -1,22 +1,15 @@
 -- One-vs-rest counts and rates per run and class, all from the confusion matrix.
 -- A rate whose denominator is zero is 0, as scikit-learn's zero_division=0.
--- Incremental by run, like the confusion matrix it reads.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        indexes=[{'columns': ['run_uuid']}],
-        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook="{{ delete_stale_runs(distinct_run_uuids(relation_of('fct_confusion_matrix'))) }}",
-    )
-}}
+-- Incremental by run, like the confusion matrix it reads: a build adds the evaluated runs it
+-- does not hold yet, and first removes the runs no longer evaluated.
+{{ config(**run_keyed_incremental()) }}
 
 with
 
+-- the cells of the runs evaluated since the last build, through the run_uuid index
 confusion as (
     select * from {{ ref('fct_confusion_matrix') }}
-    {{ where_run_is_new(ref('fct_confusion_matrix')) }}
+    {{ where_run_is_new(ref('int_runs_evaluated')) }}
 ),
 
 run_totals as (

@@ -2,35 +2,14 @@
 -- targets or its predictions, as scikit-learn's confusion_matrix(labels=None) takes them.
 -- Incremental by run (macros/incremental_helpers.sql): a build adds the runs evaluated since
 -- the last one and first removes the runs no longer evaluated (deleted, failed).
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        indexes=[{'columns': ['run_uuid']}],
-        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook=[
-            "{{ delete_stale_runs(
-                'select run_uuid from ' ~ relation_of('int_runs_classified') ~ ' where is_evaluated'
-            ) }}",
-            "{{ set_local_work_mem() }}",
-        ],
-    )
-}}
-
-{%- set runs_classified -%}{{ ref('int_runs_classified') }}{%- endset %}
+{{ config(**run_keyed_incremental(pre_hook=['{{ set_local_work_mem() }}'])) }}
 
 with
 
 predictions as (
     select * from {{ ref('stg_dataset__predictions') }}
-    {%- if is_incremental() %}
-        -- only the runs evaluated since the last build, through the run_uuid index
-        where {{ run_uuid_in(
-            'select classified.run_uuid from ' ~ runs_classified ~ ' as classified'
-            ~ ' where classified.is_evaluated and ' ~ run_is_new('classified.run_uuid')
-        ) }}
-    {%- endif %}
+    -- only the runs evaluated since the last build, through the run_uuid index
+    {{ where_run_is_new(ref('int_runs_evaluated')) }}
 ),
 
 targets as (
@@ -38,8 +17,7 @@ targets as (
 ),
 
 runs as (
-    select * from {{ runs_classified }}
-    where is_evaluated
+    select * from {{ ref('int_runs_evaluated') }}
 ),
 
 -- the least work any evaluation does: one count per cell over predictions and targets

@@ -2,17 +2,7 @@
 -- with is_nan set; infinite values arrive as MLflow stores them (+/- the largest double).
 -- Incremental by run: a build rewrites the runs that logged new values or whose evaluated
 -- flag changed (delete+insert on run_uuid), and drops the runs gone from MLflow.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='run_uuid',
-        on_schema_change='fail',
-        indexes=[{'columns': ['run_uuid']}],
-        post_hook=[{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-        pre_hook="{{ delete_stale_runs('select run_uuid from ' ~ relation_of('int_runs_classified')) }}",
-    )
-}}
+{{ config(**run_keyed_incremental(runs_model='int_runs_classified', incremental_strategy='delete+insert')) }}
 
 with
 

@@ -23,8 +23,7 @@ scores as not materialized (
 ),
 
 runs as (
-    select * from {{ ref('int_runs_classified') }}
-    where is_evaluated
+    select * from {{ ref('int_runs_evaluated') }}
 ),
 
 final as (

@@ -2,11 +2,16 @@
 -- scikit-learn's semantics, beside the values MLflow logged and whether they agree.
 -- A table rebuilt in full: it reads per-run summaries only (a few rows per run), and
 -- names, tags and logged metrics may change in MLflow after a run is evaluated.
+
+{#- The metrics compared with what MLflow logged: every key of var mlflow_metric_keys but
+    f1_macro, which the producer logs (f1_score_macro) and the report reads, but this mart
+    keeps no logged_ column of. -#}
+{%- set compared_metrics = var('mlflow_metric_keys').keys() | reject('equalto', 'f1_macro') | list %}
+
 with
 
 runs as (
-    select * from {{ ref('int_runs_classified') }}
-    where is_evaluated
+    select * from {{ ref('int_runs_evaluated') }}
 ),
 
 run_details as (
@@ -89,16 +94,17 @@ unscored_truths as (
     where class_metrics.support > 0 and class_scores.score_class is null
 ),
 
+-- the value MLflow logged for each compared metric, under the key var mlflow_metric_keys
+-- names (shared with the producer); example_count is MLflow's evaluator's own name
 logged as (
     select
         run_uuid,
         max(metric_value) filter (where metric_key = 'example_count') as logged_example_count,
-        max(metric_value) filter (where metric_key = 'accuracy_score') as logged_accuracy,
-        max(metric_value) filter (where metric_key = 'precision_score') as logged_precision_weighted,
-        max(metric_value) filter (where metric_key = 'recall_score') as logged_recall_weighted,
-        max(metric_value) filter (where metric_key = 'f1_score') as logged_f1_weighted,
-        max(metric_value) filter (where metric_key = 'log_loss') as logged_log_loss,
-        max(metric_value) filter (where metric_key = 'roc_auc') as logged_roc_auc
+        {%- for metric in compared_metrics %}
+            max(metric_value) filter (
+                where metric_key = {{ sql_string(var('mlflow_metric_keys')[metric]) }}
+            ) as logged_{{ metric }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from latest_metrics
     group by run_uuid
 ),
@@ -108,7 +114,7 @@ family_tags as (
         run_uuid,
         tag_value as model_family
     from run_tags
-    where tag_key = 'model_family'
+    where tag_key = {{ sql_string(var('model_family_tag')) }}
 ),
 
 metrics as (
@@ -165,12 +171,9 @@ metrics as (
         case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
         score_summary.probabilities_sum_to_one,
         logged.logged_example_count,
-        logged.logged_accuracy,
-        logged.logged_precision_weighted,
-        logged.logged_recall_weighted,
-        logged.logged_f1_weighted,
-        logged.logged_log_loss,
-        logged.logged_roc_auc
+        {%- for metric in compared_metrics %}
+            logged.logged_{{ metric }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from runs
     inner join run_details
         on runs.run_uuid = run_details.run_uuid
@@ -195,17 +198,16 @@ final as (
         case
             when
                 num_nonnulls(
-                    logged_example_count, logged_accuracy, logged_precision_weighted,
-                    logged_recall_weighted, logged_f1_weighted, logged_log_loss, logged_roc_auc
+                    logged_example_count,
+                    {%- for metric in compared_metrics %}
+                        logged_{{ metric }}{{ ',' if not loop.last }}
+                    {%- endfor %}
                 ) > 0
                 then
                     {{ agrees_with_logged('n_predictions', 'logged_example_count') }}
-                    and {{ agrees_with_logged('accuracy', 'logged_accuracy') }}
-                    and {{ agrees_with_logged('precision_weighted', 'logged_precision_weighted') }}
-                    and {{ agrees_with_logged('recall_weighted', 'logged_recall_weighted') }}
-                    and {{ agrees_with_logged('f1_weighted', 'logged_f1_weighted') }}
-                    and {{ agrees_with_logged('log_loss', 'logged_log_loss') }}
-                    and {{ agrees_with_logged('roc_auc', 'logged_roc_auc') }}
+                    {%- for metric in compared_metrics %}
+                        and {{ agrees_with_logged(metric, 'logged_' ~ metric) }}
+                    {%- endfor %}
         end as agrees_with_mlflow
     from metrics
 )

@@ -19,7 +19,7 @@ version_aliases as (
         registered_model_name,
         model_version,
         string_agg(alias, ', ' order by alias) as aliases,
-        bool_or(alias = 'champion') as is_champion
+        bool_or(alias = {{ sql_string(var('champion_alias')) }}) as is_champion
     from aliases
     group by workspace, registered_model_name, model_version
 ),

@@ -26,13 +26,8 @@ classified as (
     select * from {{ ref('int_runs_classified') }}
 ),
 
-run_evaluation as (
-    select * from {{ ref('fct_run_evaluation') }}
-),
-
--- not materialized: inlined into the per-run count below (an index probe), never read in full
-predictions as not materialized (
-    select * from {{ ref('stg_dataset__predictions') }}
+prediction_counts as (
+    select * from {{ ref('int_run_predictions_counted') }}
 ),
 
 param_objects as (
@@ -47,8 +42,10 @@ tag_objects as (
     select
         run_uuid,
         jsonb_object_agg(tag_key, tag_value order by tag_key) as tags,
-        max(tag_value) filter (where tag_key = 'model_family') as model_family,
-        max(tag_value) filter (where tag_key in ('git_commit', 'mlflow.source.git.commit')) as git_commit
+        max(tag_value) filter (where tag_key = {{ sql_string(var('model_family_tag')) }}) as model_family,
+        max(tag_value) filter (where tag_key in (
+            {%- for tag in var('git_commit_tags') %}{{ sql_string(tag) }}{{ ', ' if not loop.last }}{% endfor -%}
+        )) as git_commit
     from run_tags
     group by run_uuid
 ),
@@ -87,15 +84,8 @@ final as (
         registrations.registered_versions,
         registrations.aliases,
         coalesce(registrations.is_champion, false) as is_champion,
-        -- only the runs left out of evaluation are counted here, through the run_uuid index
-        case
-            -- an evaluated run's predictions are counted in its evaluation already
-            when classified.is_evaluated then coalesce(run_evaluation.n_predictions, 0)
-            else (
-                select count(*) from predictions
-                where predictions.run_uuid = runs.run_uuid
-            )
-        end as n_predictions,
+        -- the producer's rows for the run, evaluated or not (0: none)
+        coalesce(prediction_counts.n_predictions, 0) as n_predictions,
         classified.is_evaluated,
         classified.exclusion_reason
     from runs
@@ -109,8 +99,8 @@ final as (
         on runs.run_uuid = registrations.run_uuid
     inner join classified
         on runs.run_uuid = classified.run_uuid
-    left join run_evaluation
-        on runs.run_uuid = run_evaluation.run_uuid
+    left join prediction_counts
+        on runs.run_uuid = prediction_counts.run_uuid
 )
 
 select * from final
