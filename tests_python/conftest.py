@@ -45,9 +45,12 @@ def run_ml_eval(
 
 @pytest.fixture(scope="session")
 def warehouse() -> wh.Warehouse:
-    """A fresh database for this test session on the configured server."""
+    """A fresh database for this test session on the configured server, named
+    <ML_EVAL_TEST_DATABASE_PREFIX, default ml_eval_pytest>_<pid> (a shared server may ask each
+    user for a prefix of their own)."""
     base = wh.resolve(CONFIG)
-    fresh = base.with_database(f"ml_eval_pytest_{os.getpid()}")
+    prefix = os.environ.get("ML_EVAL_TEST_DATABASE_PREFIX") or "ml_eval_pytest"
+    fresh = base.with_database(f"{prefix}_{os.getpid()}")
     wh.ensure_database(fresh, fresh=True)
     yield fresh
     drop_database(fresh)
