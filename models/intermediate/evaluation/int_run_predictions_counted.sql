@@ -28,11 +28,12 @@ final as (
         run_predictions.n_predictions
     from uncounted_runs
     -- a correlated count per run cannot be a CTE of the model: the rule does not apply
-    cross join lateral (  -- noqa: ST05
-        select count(*) as n_predictions
-        from predictions
-        where predictions.run_uuid = uncounted_runs.run_uuid
-    ) as run_predictions
+    cross join
+        lateral (  -- noqa: ST05
+            select count(*) as n_predictions
+            from predictions
+            where predictions.run_uuid = uncounted_runs.run_uuid
+        ) as run_predictions
     where run_predictions.n_predictions > 0
 )
 

@@ -100,11 +100,11 @@ logged as (
     select
         run_uuid,
         max(metric_value) filter (where metric_key = 'example_count') as logged_example_count,
-        {%- for metric in compared_metrics %}
+        {% for metric in compared_metrics %}
             max(metric_value) filter (
                 where metric_key = {{ sql_string(var('mlflow_metric_keys')[metric]) }}
-            ) as logged_{{ metric }}{{ ',' if not loop.last }}
-        {%- endfor %}
+            ) as logged_{{ metric }}{% if not loop.last %},{% endif %}
+        {% endfor %}
     from latest_metrics
     group by run_uuid
 ),
@@ -171,9 +171,9 @@ metrics as (
         case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
         score_summary.probabilities_sum_to_one,
         logged.logged_example_count,
-        {%- for metric in compared_metrics %}
-            logged.logged_{{ metric }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        {% for metric in compared_metrics %}
+            logged.logged_{{ metric }}{% if not loop.last %},{% endif %}
+        {% endfor %}
     from runs
     inner join run_details
         on runs.run_uuid = run_details.run_uuid
@@ -199,15 +199,15 @@ final as (
             when
                 num_nonnulls(
                     logged_example_count,
-                    {%- for metric in compared_metrics %}
-                        logged_{{ metric }}{{ ',' if not loop.last }}
-                    {%- endfor %}
+                    {% for metric in compared_metrics %}
+                        logged_{{ metric }}{% if not loop.last %},{% endif %}
+                    {% endfor %}
                 ) > 0
                 then
                     {{ agrees_with_logged('n_predictions', 'logged_example_count') }}
-                    {%- for metric in compared_metrics %}
+                    {% for metric in compared_metrics %}
                         and {{ agrees_with_logged(metric, 'logged_' ~ metric) }}
-                    {%- endfor %}
+                    {% endfor %}
         end as agrees_with_mlflow
     from metrics
 )

@@ -1,5 +1,12 @@
 -- One row per MLflow run: its experiment, params and tags (as JSON objects), the model
 -- versions registered from it and their aliases, and whether it was evaluated.
+
+{#- the run tags that may hold the git commit (var git_commit_tags), as SQL literals -#}
+{%- set git_commit_tags = [] -%}
+{%- for tag in var('git_commit_tags') -%}
+    {%- do git_commit_tags.append(sql_string(tag)) -%}
+{%- endfor %}
+
 with
 
 runs as (
@@ -43,9 +50,9 @@ tag_objects as (
         run_uuid,
         jsonb_object_agg(tag_key, tag_value order by tag_key) as tags,
         max(tag_value) filter (where tag_key = {{ sql_string(var('model_family_tag')) }}) as model_family,
-        max(tag_value) filter (where tag_key in (
-            {%- for tag in var('git_commit_tags') %}{{ sql_string(tag) }}{{ ', ' if not loop.last }}{% endfor -%}
-        )) as git_commit
+        max(tag_value) filter (
+            where tag_key in ({{ git_commit_tags | join(', ') }})
+        ) as git_commit
     from run_tags
     group by run_uuid
 ),
