@@ -149,12 +149,12 @@ NO_KEY = ": add unique + not_null on its key, unique_combination_of_columns, or 
 BREAKAGES = {
     "mart reads a source": (mart_reads_source, [
         "model fct_confusion_matrix reads source dataset.predictions: only staging models may read sources",
-        "model fct_confusion_matrix reads source dataset.predictions and model int_runs_classified: "
+        "model fct_confusion_matrix reads source dataset.predictions and model int_runs_evaluated: "
         "no model may read both a source and a model",
     ]),
     "model reads a source and a model": (intermediate_reads_source_and_model, [
         "model int_run_class_scores_summarized reads source dataset.prediction_scores: only staging models may read sources",
-        "model int_run_class_scores_summarized reads source dataset.prediction_scores and model int_runs_classified: "
+        "model int_run_class_scores_summarized reads source dataset.prediction_scores and model int_runs_evaluated: "
         "no model may read both a source and a model",
     ]),
     "staging reads a model": (staging_reads_model, [
