@@ -26,7 +26,7 @@ run_tags as (
 ),
 
 model_versions as (
-    select * from {{ ref('dim_model_versions') }}
+    select * from {{ ref('int_model_versions_aliased') }}
 ),
 
 classified as (
