@@ -73,8 +73,9 @@ def tables(database: wh.Warehouse, schema: str) -> dict[str, int]:
                 "select table_name from information_schema.tables where table_schema = %s", (schema,)
             )
         ]
+        count = sql.SQL("select count(*) from {}.{}")
         return {
-            name: conn.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name))).fetchone()[0]
+            name: conn.execute(count.format(sql.Identifier(schema), sql.Identifier(name))).fetchone()[0]
             for name in names
         }
 
