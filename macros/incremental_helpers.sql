@@ -163,7 +163,7 @@
 
 
 {#- Pre-hook of a model that aggregates millions of rows: this transaction's work_mem (var
-    evaluation_work_mem, default 64MB), so a hash aggregate of a cell per run and class
+    evaluation_work_mem in dbt_project.yml), so a hash aggregate of a cell per run and class
     stays in memory instead of spilling to disk under PostgreSQL's default of 4MB. -#}
 {% macro set_local_work_mem() %}
     {{- return(adapter.dispatch('set_local_work_mem', 'ml_eval')()) -}}

@@ -9,7 +9,7 @@
 {%- endmacro %}
 
 {#- A metric MLflow logged agrees with the computed one: equal within var('metric_tolerance')
-    (default 1e-9), or not logged at all. -#}
+    (dbt_project.yml), or not logged at all. -#}
 {% macro agrees_with_logged(computed, logged) -%}
     coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance') }}, {{ logged }} is null)
 {%- endmacro %}
