@@ -20,8 +20,14 @@ from ml_eval import warehouse as wh
 from support import browser
 
 SCREENSHOT = PROJECT_DIR / "target" / "docs_lineage.png"
-MARTS = ["fct_predictions", "fct_confusion_matrix", "fct_class_metrics", "fct_run_evaluation",
-         "fct_metric_history", "rpt_model_leaderboard"]
+MARTS = [
+    "fct_predictions",
+    "fct_confusion_matrix",
+    "fct_class_metrics",
+    "fct_run_evaluation",
+    "fct_metric_history",
+    "rpt_model_leaderboard",
+]
 FULL_LINEAGE = "#!/overview?g_v=1"  # the overview page with the whole lineage graph open
 CY = "[...document.querySelectorAll('*')].map((e) => e._cyreg && e._cyreg.cy).find(Boolean)"
 # How many pixels of the graph's canvases cytoscape has painted (0 before the first draw).
@@ -67,8 +73,10 @@ def dbt_invoke(args: list[str], warehouse: wh.Warehouse) -> None:
 def docs(built: wh.Warehouse, tmp_path_factory) -> Path:
     """The target directory of `dbt docs generate --static` over the built database."""
     target = tmp_path_factory.mktemp("docs_target")
-    dbt_invoke(["docs", "generate", "--static", "--quiet", "--target-path", str(target),
-                "--log-path", str(target / "logs")], built)
+    dbt_invoke(
+        ["docs", "generate", "--static", "--quiet", "--target-path", str(target), "--log-path", str(target / "logs")],
+        built,
+    )
     return target
 
 
@@ -82,14 +90,18 @@ def project_nodes(manifest: dict) -> dict[str, dict]:
     project = manifest["metadata"]["project_name"]
     nodes = {**manifest["nodes"], **manifest["sources"], **manifest["exposures"]}
     return {
-        uid: node for uid, node in nodes.items()
+        uid: node
+        for uid, node in nodes.items()
         if node["package_name"] == project and node["resource_type"] in ("model", "seed", "source", "exposure")
     }
 
 
 def marts(manifest: dict) -> dict[str, dict]:
-    return {uid: n for uid, n in project_nodes(manifest).items()
-            if n["resource_type"] == "model" and n["path"].startswith("marts/")}
+    return {
+        uid: n
+        for uid, n in project_nodes(manifest).items()
+        if n["resource_type"] == "model" and n["path"].startswith("marts/")
+    }
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -14,8 +14,8 @@ import kuzu
 import pytest
 
 from conftest import CONFIG
-from ml_eval.consumers import graph
 from ml_eval import warehouse as wh
+from ml_eval.consumers import graph
 
 DESIGN_QUERY = "MATCH (p:Project)-[:HAS]->(d:Dataset) RETURN p.name AS project_name, d.name AS dataset_name"
 SQL_PROJECT_DATASETS = """
@@ -85,7 +85,8 @@ def test_edges_per_relationship_agree(built: wh.Warehouse, cypher: kuzu.Connecti
         )
     }
     in_cypher = {
-        (a, rel, b): n for a, rel, b, n in rows(cypher, "MATCH (a)-[r]->(b) RETURN label(a), label(r), label(b), count(*)")
+        (a, rel, b): n
+        for a, rel, b, n in rows(cypher, "MATCH (a)-[r]->(b) RETURN label(a), label(r), label(b), count(*)")
     }
     assert in_cypher == in_sql
     assert set(graph.RELATIONSHIPS) == set(in_sql), "every relationship of the design document has edges"
@@ -110,7 +111,11 @@ def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> N
     env = {**os.environ, **built.env()}
     done = subprocess.run(
         [sys.executable, "-m", "ml_eval", "export-graph", "--out", str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     written = [Path(line) for line in done.stdout.splitlines()]
@@ -123,7 +128,10 @@ def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> N
 
     missing = subprocess.run(
         [sys.executable, "-m", "ml_eval", "export-graph", "--out", str(tmp_path)],
-        env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"}, capture_output=True, text=True, timeout=300,
+        env={**env, "ML_EVAL_PUBLISHED_SCHEMA": "no_such_schema"},
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert missing.returncode == 2
@@ -160,7 +168,7 @@ def test_awkward_values_round_trip_through_csv_and_kuzu(tmp_path: Path) -> None:
     graph.write_graph(graph.Graph(nodes, edges), export)
 
     with (export / "nodes_Project.csv").open(newline="", encoding="utf-8") as handle:
-        assert list(csv.DictReader(handle))[0]["name"] == TRICKY
+        assert next(iter(csv.DictReader(handle)))["name"] == TRICKY
     cypher = load_kuzu(export, tmp_path / "tricky.kuzu")
     assert rows(cypher, DESIGN_QUERY) == [(TRICKY, 'd "1"')]
     assert sorted(rows(cypher, "MATCH (p:Project) RETURN p.node_id, p.name, p.note, p.experiment_id")) == [

@@ -32,7 +32,7 @@ def _case_rows(name: str, sample_index: np.ndarray, truth: np.ndarray, rng: np.r
 
     def peaked(labels, strength=6.0):
         raw = rng.dirichlet(np.ones(3), size=len(labels))
-        for row, label in zip(raw, labels):
+        for row, label in zip(raw, labels, strict=True):
             row[label - 1] += strength * rng.random()
         return raw / raw.sum(axis=1, keepdims=True)
 
@@ -85,9 +85,7 @@ def evaluated(warehouse: wh.Warehouse):
     run_dbt(["seed"], database)
     with database.connect(autocommit=True) as conn:
         conn.execute("create schema if not exists mlflow")
-        rows = conn.execute(
-            "select sample_index, class from dataset.targets order by sample_index"
-        ).fetchall()
+        rows = conn.execute("select sample_index, class from dataset.targets order by sample_index").fetchall()
     sample_index = np.array([r[0] for r in rows])
     truth = np.array([r[1] for r in rows])
     mlflow.set_tracking_uri(database.sqlalchemy_url("mlflow"))
@@ -101,7 +99,9 @@ def evaluated(warehouse: wh.Warehouse):
             run = client.create_run(experiment_id, run_name=case)
             indexes, predicted, proba, classes = _case_rows(case, sample_index, truth, rng)
             with conn.transaction():
-                pred.write_batch(conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema)
+                pred.write_batch(
+                    conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema
+                )
             if case == "noisy":  # MLflow-logged values the marts must agree with
                 y_true = truth[np.searchsorted(sample_index, indexes)]
                 client.log_metric(run.info.run_id, "accuracy_score", skm.accuracy_score(y_true, predicted))
@@ -158,9 +158,7 @@ def _expected(y_true, y_pred, proba, classes) -> dict[str, float | None]:
             "log_loss": skm.log_loss(y_true, proba, labels=classes),
         }
         for average in ("macro", "weighted"):
-            p, r, f, _ = skm.precision_recall_fscore_support(
-                y_true, y_pred, average=average, zero_division=0
-            )
+            p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
             expected |= {f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f}
         try:
             if len(classes) == 2:
@@ -171,7 +169,9 @@ def _expected(y_true, y_pred, proba, classes) -> dict[str, float | None]:
                 )
         except ValueError:  # scikit-learn: undefined for this run
             expected["roc_auc"] = None
-    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)) for k, v in expected.items()}
+    return {
+        k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)) for k, v in expected.items()
+    }
 
 
 def _close(actual, expected) -> bool:
@@ -197,7 +197,7 @@ def test_run_metrics_equal_scikit_learn(evaluated, case):
         cur = conn.execute(
             f"select {', '.join(expected)} from marts.fct_run_evaluation where run_uuid = %s", (run_uuid,)
         )
-        actual = dict(zip(expected, cur.fetchone()))
+        actual = dict(zip(expected, cur.fetchone(), strict=True))
     wrong = {k: (actual[k], expected[k]) for k in expected if not _close(actual[k], expected[k])}
     assert not wrong, f"{case}: (marts, scikit-learn) differ: {wrong}"
 
@@ -226,9 +226,7 @@ def test_confusion_matrix_and_class_metrics_equal_scikit_learn(evaluated, case):
             assert grid[(actual, predicted)] == matrix[i, j]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p, r, f, s = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=None, zero_division=0
-        )
+        p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
     assert [row[0] for row in per_class] == list(labels)
     for k, row in enumerate(per_class):
         tp = matrix[k, k]
@@ -237,7 +235,7 @@ def test_confusion_matrix_and_class_metrics_equal_scikit_learn(evaluated, case):
         tn = matrix.sum() - tp - fp - fn
         specificity = tn / (tn + fp) if tn + fp else 0.0
         assert row[1:6] == (s[k], tp, fp, fn, tn)
-        for got, want in zip(row[6:], (p[k], r[k], f[k], specificity)):
+        for got, want in zip(row[6:], (p[k], r[k], f[k], specificity), strict=True):
             assert abs(got - want) <= TOLERANCE
 
 

@@ -175,7 +175,8 @@ def test_marts_hold_the_runs(tracked: Tracked):
     assert set(run_ids) == set(CANDIDATES)
 
     evaluated = rows(
-        database, "select run_uuid, run_name, model_family, n_predictions, agrees_with_mlflow from marts.fct_run_evaluation"
+        database,
+        "select run_uuid, run_name, model_family, n_predictions, agrees_with_mlflow from marts.fct_run_evaluation",
     )
     assert {row[0] for row in evaluated} == set(run_ids.values())
     assert {row[1]: row[2] for row in evaluated} == {
@@ -200,7 +201,8 @@ def test_marts_hold_the_runs(tracked: Tracked):
 
     steps = rows(
         database,
-        "select step from marts.fct_metric_history where run_uuid = %s and metric_key = 'staged_log_loss' order by step",
+        "select step from marts.fct_metric_history"
+        " where run_uuid = %s and metric_key = 'staged_log_loss' order by step",
         (run_ids[STAGED_MODEL],),
     )
     assert [step for (step,) in steps] == list(range(1, 51))
@@ -237,7 +239,9 @@ def copied_222(mlflow_222: Tracked) -> Iterator[wh.Warehouse]:
 
 
 def test_schema_check_passes_the_tested_revisions(tracked: Tracked, project: Path):
-    succeeded, messages = _operation(["run-operation", "check_mlflow_schema", "--warn-error"], tracked.warehouse, project)
+    succeeded, messages = _operation(
+        ["run-operation", "check_mlflow_schema", "--warn-error"], tracked.warehouse, project
+    )
     assert succeeded, messages
     assert messages == []
 

@@ -42,9 +42,7 @@ def _dbt(args: list[str], database: wh.Warehouse, target: Path) -> dict[str, int
     from dbt.cli.main import dbtRunner
 
     os.environ.update(database.env())
-    outcome = dbtRunner().invoke(
-        [*dbt_arguments(args, CONFIG), "--target-path", str(target)]
-    )
+    outcome = dbtRunner().invoke([*dbt_arguments(args, CONFIG), "--target-path", str(target)])
     assert outcome.success, f"dbt {' '.join(args)} failed: {outcome.exception or outcome.result}"
     return {
         result.node.name: (result.adapter_response or {}).get("rows_affected", -1)
@@ -77,7 +75,7 @@ def _differences(left: dict[str, list[tuple]], right: dict[str, list[tuple]]) ->
         if len(left[table]) != len(right[table]):
             found.append(f"{table}: {len(left[table])} rows against {len(right[table])}")
             continue
-        for row_left, row_right in zip(left[table], right[table]):
+        for row_left, row_right in zip(left[table], right[table], strict=True):
             if len(row_left) != len(row_right) or not all(map(same, row_left, row_right)):
                 found.append(f"{table}: {row_left} against {row_right}")
                 break
@@ -135,7 +133,7 @@ def test_the_marts_equal_pandas_and_scikit_learn_for_every_run(life):
     names = ", ".join(bench.METRICS)
     with database.connect() as conn:
         cursor = conn.execute(f"select run_uuid, {names} from marts.fct_run_evaluation")
-        marts = {row[0]: dict(zip(bench.METRICS, row[1:])) for row in cursor}
+        marts = {row[0]: dict(zip(bench.METRICS, row[1:], strict=True)) for row in cursor}
     assert set(marts) == set(route.metrics)
     assert len(marts) == RUNS  # + the added and the late run, - the deleted and the failed one
     wrong = {

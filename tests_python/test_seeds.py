@@ -21,7 +21,7 @@ DOCUMENTED_FEATURES = [
 DOCUMENTED_TYPES = {
     "datasets": {"dataset_id": "integer", "name": "character varying(255)"},
     "samples": {"sample_id": "integer", "dataset_id": "integer", "sample_index": "integer"}
-    | {feature: "double precision" for feature in DOCUMENTED_FEATURES},
+    | dict.fromkeys(DOCUMENTED_FEATURES, "double precision"),
     "targets": {"target_id": "integer", "sample_index": "integer", "target_index": "integer", "class": "integer"},
 }
 
@@ -104,9 +104,7 @@ def test_corrupted_seed_fails_naming_table_and_column_and_is_quarantined(
         with database.connect() as conn:
             assert conn.execute("select count(*) from dataset.samples").fetchone() == (178,)
         _corrupt(project_copy, table, line, old, new)
-        done = run_ml_eval(
-            "build", "--no-docs", "--project-dir", str(project_copy), env=database.env(), check=False
-        )
+        done = run_ml_eval("build", "--no-docs", "--project-dir", str(project_copy), env=database.env(), check=False)
         assert done.returncode == 2
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("ml-eval: error: dbt build failed:"), done.stderr

@@ -25,9 +25,7 @@ def test_embedded_postgresql_starts_when_pghost_is_unset():
 
 def test_env_command_prints_variables_that_connect():
     done = run_ml_eval("env")
-    exported = dict(
-        line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines()
-    )
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines())
     assert set(exported) == {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}
     values = {k: v.strip("'") for k, v in exported.items()}
     with psycopg.connect(

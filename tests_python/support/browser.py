@@ -181,7 +181,7 @@ class _WebSocket:
                     return message.decode()
 
     def close(self) -> None:
-        try:
+        try:  # noqa: SIM105  (the socket may be gone already; closing must not raise)
             self._send_frame(0x8, b"")
         except OSError:
             pass
@@ -277,7 +277,9 @@ def open_page(width: int = 1600, height: int = 1000, scale: float = 1, timeout: 
             page = Page(ws)
             page.call("Page.enable")
             page.call("Runtime.enable")
-            page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=scale, mobile=False)
+            page.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=scale, mobile=False
+            )
             yield page
         finally:
             if ws is not None:

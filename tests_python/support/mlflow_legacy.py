@@ -195,7 +195,9 @@ def _revision(conn, schema: str) -> str | None:
     table = sql.Identifier(schema, "alembic_version").as_string(conn)
     if conn.execute("select to_regclass(%s) is null", (table,)).fetchone()[0]:
         return None
-    row = conn.execute(sql.SQL("select version_num from {}").format(sql.Identifier(schema, "alembic_version"))).fetchone()
+    row = conn.execute(
+        sql.SQL("select version_num from {}").format(sql.Identifier(schema, "alembic_version"))
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -306,7 +308,7 @@ def create_legacy_runs(
         "experiment": experiment,
         "artifact_location": artifacts.resolve().as_uri(),
         "registered_model": registered_model,
-        "registered_model_description": "Wine classifiers tracked by MLflow 2.22 (tests_python/support/mlflow_legacy.py).",
+        "registered_model_description": "Wine classifiers tracked by MLflow 2.22 (tests_python/support).",
         "champion": champion_name,
         "champion_alias": config.var("champion_alias"),
         "dataset": {
