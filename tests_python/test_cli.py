@@ -112,3 +112,21 @@ def test_a_non_editable_install_works_from_the_project_directory(built: wh.Wareh
     )
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 10_000 and "<svg" in out.read_text(encoding="utf-8")
+
+
+def test_a_root_project_sets_the_packages_vars_as_dbt_resolves_them(tmp_path: Path):
+    """Run against a root project that installed the package, the tool reads the package's
+    defaults, then the root's global vars, then its `vars: ml_eval:` (dbt's precedence)."""
+    root = tmp_path / "root"
+    (root / "dbt_packages").mkdir(parents=True)
+    shutil.copytree(PROJECT_DIR, root / "dbt_packages" / "ml_eval", ignore=shutil.ignore_patterns(".*", "target"))
+    (root / "dbt_project.yml").write_text(
+        "name: shop\nprofile: ml_eval\n"
+        "vars:\n  champion_alias: best\n  ml_eval:\n    published_schema: shop_published\n",
+        encoding="utf-8",
+    )
+    config = Config.resolve({}, project_dir=root)
+    assert config.published_schema == "shop_published" and config.var("champion_alias") == "best"
+    assert config.mlflow_schema == project_vars(PROJECT_DIR)["mlflow_schema"]  # the package's default
+    overridden = Config.resolve({"ML_EVAL_PUBLISHED_SCHEMA": "from_env"}, project_dir=root)
+    assert overridden.dbt_vars()["published_schema"] == "from_env"

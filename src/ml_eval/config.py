@@ -59,20 +59,32 @@ def find_project(flag: str | None, environ: Mapping[str, str]) -> Path:
     return directory.resolve()
 
 
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _own_vars(document: dict[str, Any], scope: str) -> dict[str, Any]:
+    """A dbt_project.yml's vars for `scope`: its global vars, overridden by those under `scope:`."""
+    declared = dict(document.get("vars") or {})
+    scoped = declared.pop(scope, None)
+    return {**declared, **(scoped if isinstance(scoped, dict) else {})}
+
+
 def project_vars(project_dir: Path) -> dict[str, Any]:
-    """The `vars:` the ml_eval dbt project declares: its own, or those of the installed package
-    when `project_dir` is a root project that uses it (dbt_packages/ml_eval)."""
-    candidates = [project_dir / "dbt_project.yml", project_dir / "dbt_packages" / PACKAGE_NAME / "dbt_project.yml"]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        if document.get("name") == PACKAGE_NAME:
-            declared = document.get("vars") or {}
-            return dict(declared.get(PACKAGE_NAME, declared))
+    """The `vars:` of the ml_eval dbt project as dbt resolves them for it.
+
+    `project_dir` is the ml_eval project itself, or a root project that installed it
+    (dbt_packages/ml_eval, after `dbt deps`): then the package's defaults, overridden by the
+    root's global vars and its `vars: ml_eval:`, as dbt does."""
+    document = _yaml(project_dir / "dbt_project.yml")
+    if document.get("name") == PACKAGE_NAME:
+        return _own_vars(document, PACKAGE_NAME)
+    package = project_dir / "dbt_packages" / PACKAGE_NAME / "dbt_project.yml"
+    if package.is_file() and _yaml(package).get("name") == PACKAGE_NAME:
+        return {**_own_vars(_yaml(package), PACKAGE_NAME), **_own_vars(document, PACKAGE_NAME)}
     raise UserError(
         f"{project_dir} is neither the ml_eval dbt project nor a project with it installed"
         " (run `dbt deps` in a root project that lists it in packages.yml)"
