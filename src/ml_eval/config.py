@@ -23,6 +23,7 @@ The connection itself (PGHOST, PGPORT, PGUSER, PGPASSWORD) is libpq's, read by
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,30 @@ PACKAGE_NAME = "ml_eval"  # the dbt project's name, as a root project's packages
 DEFAULT_DATABASE = "ml_eval"
 DEFAULT_EXPERIMENT = "wine-classification"
 DEFAULT_REGISTERED_MODEL = "wine-classifier"
+
+# The names the tool puts into SQL, MLflow's URL and dbt's relations: refused up front, before
+# anything is created, unless they need no quoting anywhere. A database may also hold
+# capitals, $ and - (quoted as identifiers, percent-encoded in the URL); a schema is folded
+# to lower case by MLflow's `search_path` option, so it must already be lower case.
+DATABASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_$-]*")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+MAX_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are truncated
+
+
+def check_name(kind: str, name: str, where: str) -> str:
+    """`name` if it is a database (`kind` "database") or schema name the tool accepts, else UserError."""
+    pattern, allowed = (
+        (DATABASE_NAME, "letters, digits, _, $ and - ($ and - not first)")
+        if kind == "database"
+        else (SCHEMA_NAME, "lower-case letters, digits, _ and $ (no digit or $ first)")
+    )
+    if not pattern.fullmatch(name) or len(name.encode()) > MAX_NAME_BYTES:
+        raise UserError(
+            f"{kind} name {name!r} (from {where}) is refused before anything is created:"
+            f" use at most {MAX_NAME_BYTES} bytes of {allowed}"
+        )
+    return name
+
 
 # dbt vars the tool resolves and passes on to every dbt invocation: name -> environment variable
 DBT_VARS = {
@@ -123,10 +148,12 @@ class Config:
             value = env.get(variable) or declared.get(name)
             if not value:
                 raise UserError(f"dbt var {name} has no default in {directory / 'dbt_project.yml'}")
-            schemas[name] = str(value)
+            where = variable if env.get(variable) else f"var {name} of {directory / 'dbt_project.yml'}"
+            schemas[name] = check_name("schema", str(value), where)
+        where = "--database" if database else "PGDATABASE" if env.get("PGDATABASE") else "the default"
         return cls(
             project_dir=directory,
-            database=database or env.get("PGDATABASE") or DEFAULT_DATABASE,
+            database=check_name("database", database or env.get("PGDATABASE") or DEFAULT_DATABASE, where),
             experiment=experiment or env.get("ML_EVAL_EXPERIMENT") or DEFAULT_EXPERIMENT,
             registered_model=registered_model or env.get("ML_EVAL_REGISTERED_MODEL") or DEFAULT_REGISTERED_MODEL,
             vars=MappingProxyType({**declared, **schemas}),
@@ -134,7 +161,7 @@ class Config:
         )
 
     def with_database(self, database: str) -> Config:
-        return replace(self, database=database)
+        return replace(self, database=check_name("database", database, "the caller"))
 
     def dbt_vars(self) -> dict[str, str]:
         """The vars every dbt invocation of the tool is given."""
