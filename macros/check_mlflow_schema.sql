@@ -3,18 +3,16 @@
     (tests_python/test_mlflow_versions.py). Another revision, an empty alembic_version or a
     missing one is a warning (`exceptions.warn`), not an info line: `dbt build --warn-error`
     (CI, `make test`) stops on it before anything is built, while a plain `dbt build` goes
-    on with the warning in its log. Add a revision to `tested_revisions` once the tests pass
-    against its MLflow release.
+    on with the warning in its log. Add a revision to var `mlflow_tested_revisions` (read by
+    `ml-eval` too) once the tests pass against its MLflow release.
     `resources`: the hook passes `selected_resources`, and only runs that read MLflow's tables
     are checked (the seeds step of `ml-eval demo` runs before MLflow has made any table).
     Without it (`dbt run-operation check_mlflow_schema`) the check always runs. -#}
-{% macro check_mlflow_schema(
-    resources=none,
-    tested_revisions={'0584bdc529eb': 'MLflow 2.22', 'dc11669786a5': 'MLflow 3.17'}
-) %}
+{% macro check_mlflow_schema(resources=none, tested_revisions=none) %}
     {%- if not execute -%}
         {{- return('') -}}
     {%- endif -%}
+    {%- set tested_revisions = tested_revisions or var('mlflow_tested_revisions') -%}
     {#- this package's source only: a root project may declare a source named mlflow too -#}
     {%- set mlflow_sources = graph.sources.values() | selectattr('package_name', 'equalto', 'ml_eval')
         | selectattr('source_name', 'equalto', 'mlflow') | list -%}
@@ -73,7 +71,7 @@
             'MLflow schema check: revision ' ~ untested | join(', ') ~ ' in ' ~ where
             ~ ' is not one this project is tested against (' ~ tested_text ~ '); its tables may'
             ~ ' differ from what the staging models read: run tests_python/test_mlflow_versions.py'
-            ~ ' against that MLflow release, then add the revision to check_mlflow_schema'
+            ~ ' against that MLflow release, then add the revision to var mlflow_tested_revisions'
         ) -%}
     {%- else -%}
         {%- do log(
