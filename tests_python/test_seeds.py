@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
-from conftest import PROJECT_DIR, clone_database, copy_project, drop_database, run_ml_eval
+from conftest import CONFIG, PROJECT_DIR, clone_database, copy_project, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
+from ml_eval.producer import predictions, tracking
 
 SEEDS = PROJECT_DIR / "seeds" / "dataset"
 DOCUMENTED_FEATURES = [
@@ -81,6 +82,10 @@ def seeded(warehouse: wh.Warehouse, tmp_path_factory) -> wh.Warehouse:
     wh.ensure_database(database, fresh=True)
     try:
         project = copy_project(tmp_path_factory.mktemp("seeded") / "project")
+        # `ml-eval build` only reads MLflow's store and the prediction tables: the producer makes them
+        tracking.ensure_store(database, CONFIG.mlflow_schema)
+        with database.connect() as conn:
+            predictions.ensure_tables(conn, CONFIG.dataset_schema)
         run_ml_eval("build", "--no-docs", "--project-dir", str(project), env=database.env())
         yield database
     finally:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml_eval import preflight
 from ml_eval import warehouse as wh
 from ml_eval.config import Config
 from ml_eval.dbt import run_dbt
@@ -73,11 +74,18 @@ REGISTERED_MODEL = arg(
 # --- helpers the commands share -----------------------------------------------------------
 
 
-def _warehouse(args: argparse.Namespace, config: Config) -> wh.Warehouse:
-    """The warehouse (the embedded one is started when PGHOST is unset), its database created;
-    this process's environment then points libpq, dbt and MLflow at it."""
+def _warehouse(args: argparse.Namespace, config: Config, *, create: bool = True) -> wh.Warehouse:
+    """The warehouse (the embedded one is started when PGHOST is unset), its database created
+    (or, without `create`, required to exist); this process's environment then points libpq,
+    dbt and MLflow at it."""
     warehouse = wh.resolve(config)
-    wh.ensure_database(warehouse, fresh=getattr(args, "fresh", False))
+    if not create:
+        preflight.require_database(warehouse)
+    else:
+        fresh = getattr(args, "fresh", False)
+        if fresh:  # never drop the database under another build
+            preflight.refuse_if_running(warehouse, args.name)
+        wh.ensure_database(warehouse, fresh=fresh)
     os.environ.update(warehouse.env())
     return warehouse
 
@@ -103,16 +111,6 @@ def _executable(name: str) -> str:
     return found
 
 
-def prepare_sources(warehouse: wh.Warehouse, config: Config) -> None:
-    """Make sure every table dbt reads as a source exists, even before the first model run:
-    MLflow's (created by MLflow itself) and the producer's prediction tables."""
-    from ml_eval.producer import predictions, tracking
-
-    tracking.ensure_store(warehouse, config.mlflow_schema)
-    with warehouse.connect() as conn:
-        predictions.ensure_tables(conn, config.dataset_schema)
-
-
 def _docs(warehouse: wh.Warehouse, config: Config) -> None:
     run_dbt(["docs", "generate"], warehouse, config)
     run_dbt(["docs", "generate", "--static"], warehouse, config)
@@ -127,6 +125,7 @@ def _report(warehouse: wh.Warehouse, config: Config, out_path: Path | None = Non
 
 
 def _train(warehouse: wh.Warehouse, config: Config) -> None:
+    preflight.refuse_untested_revision(warehouse, config)
     from ml_eval.producer.train import Settings, train  # imports scikit-learn and MLflow: only when training
 
     train(warehouse, Settings.from_config(config), report=lambda line: print(line, flush=True))
@@ -182,21 +181,25 @@ def cmd_lint(args: argparse.Namespace, config: Config) -> int:
     )
 
 
-@command("build", "dbt build (and the docs) over what the warehouse holds", FRESH, WARN_ERROR, NO_DOCS)
+@command("build", "dbt build (and the docs) over what the warehouse holds", WARN_ERROR, NO_DOCS)
 def cmd_build(args: argparse.Namespace, config: Config) -> None:
-    warehouse = _warehouse(args, config)
-    _announce(warehouse, config)
-    prepare_sources(warehouse, config)
-    run_dbt(["build", *(["--warn-error"] if args.warn_error else [])], warehouse, config)
-    if args.docs:
-        _docs(warehouse, config)
+    """Reads MLflow's store and the prediction tables, never creates them (`ml-eval train` and
+    `demo` do): a mistyped schema or database is refused, and nothing is created."""
+    warehouse = _warehouse(args, config, create=False)
+    with preflight.exclusive(warehouse, "build"):
+        preflight.require_sources(warehouse, config, warn_error=args.warn_error)
+        _announce(warehouse, config)
+        run_dbt(["build", *(["--warn-error"] if args.warn_error else [])], warehouse, config)
+        if args.docs:
+            _docs(warehouse, config)
 
 
 @command("train", "train the models, track them in MLflow, store their predictions", EXPERIMENT, REGISTERED_MODEL)
 def cmd_train(args: argparse.Namespace, config: Config) -> None:
     warehouse = _warehouse(args, config)
-    _announce(warehouse, config)
-    _train(warehouse, config)
+    with preflight.exclusive(warehouse, "train"):
+        _announce(warehouse, config)
+        _train(warehouse, config)
 
 
 @command(
@@ -216,14 +219,18 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> None:
     train, then `dbt build` builds and tests everything over the seeds, predictions and MLflow.
     """
     warehouse = _warehouse(args, config)
-    _announce(warehouse, config)
-    warn = ["--warn-error"] if args.warn_error else []
-    run_dbt(["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse, config)
-    _train(warehouse, config)
-    run_dbt(["build", *warn], warehouse, config)
-    if args.docs:
-        _docs(warehouse, config)
-        print(f"report: {_report(warehouse, config)}")
+    with preflight.exclusive(warehouse, "demo"):
+        preflight.refuse_untested_revision(warehouse, config)  # before the seeds: train would refuse
+        _announce(warehouse, config)
+        warn = ["--warn-error"] if args.warn_error else []
+        run_dbt(
+            ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse, config
+        )
+        _train(warehouse, config)
+        run_dbt(["build", *warn], warehouse, config)
+        if args.docs:
+            _docs(warehouse, config)
+            print(f"report: {_report(warehouse, config)}")
 
 
 @command("stop", "stop the embedded PostgreSQL and wait until it has stopped")
