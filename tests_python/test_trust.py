@@ -10,7 +10,6 @@ baseline's published marts are the reference every case compares with.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -644,12 +643,11 @@ def test_passwords_come_from_the_environment_only(baseline: Baseline, caplog, ca
     ]
 
 
-def test_add_command_registers_roles(baseline: Baseline, capsys, monkeypatch):
-    top = argparse.ArgumentParser()
-    roles.add_command(top.add_subparsers(dest="name", required=True))
+def test_the_roles_command_prints_what_it_did(baseline: Baseline, capsys, monkeypatch):
+    from ml_eval import cli
+
     for key, value in baseline.admin.env().items():
         monkeypatch.setenv(key, value)
-    args = top.parse_args(["roles", "--database", baseline.database])
-    assert args.func(args) == 0
+    assert cli.main(["roles", "--database", baseline.database, "--project-dir", str(PROJECT_DIR)]) == 0
     out = capsys.readouterr().out
     assert f"role {NAMES.reporter} (LOGIN): exists" in out and "schema published" in out

@@ -4,15 +4,26 @@ Three roles (cluster-wide in PostgreSQL, so created once and granted per databas
 
 - `ml_eval_mlflow_reader` (NOLOGIN): usage on MLflow's schema and select on its tables, now
   and later (default privileges of the role that owns MLflow's tables, the producer's);
-- `ml_eval_transformer` (LOGIN), the role dbt runs as: member of the reader; may create
-  schemas in the database (staging, intermediate, marts, audit, published) and the seed
-  tables in the dataset schema, reads the producer's prediction tables; it owns nothing of
-  MLflow's, so it cannot insert, update, delete, truncate, alter or drop MLflow's tables;
-- `ml_eval_reporter` (LOGIN), the consumers' role: usage on `published` and select on its
-  tables, nothing else. The publish macro grants it the new tables after every swap.
+- `ml_eval_transformer` (LOGIN), the role dbt runs as: member of the reader; owns the schemas
+  dbt builds in (staging, intermediate, marts, audit, published: created here, by the
+  administrator) and the seed tables it loads in the dataset schema, reads the producer's
+  prediction tables. It may create no schema (no CREATE on the database), nothing in `public`
+  or MLflow's schema, and owns nothing of MLflow's or the producer's, so it cannot insert,
+  update, delete, truncate, alter or drop their tables;
+- `ml_eval_reporter` (LOGIN), the consumers' role: CONNECT on the database, usage on
+  `published` and select on its tables, nothing else. The publish macro grants it the new
+  tables after every publish.
 
-TEMP on the database is revoked from PUBLIC (and given to the transformer), as are CREATE on
-schema `public` and the large-object constructors, so the reporter can write nothing at all.
+CONNECT and TEMP on the database are revoked from PUBLIC (CONNECT granted to the two login
+roles and the producer, TEMP to the transformer, whose incremental models use it), as are
+CREATE on schema `public` and MLflow's schema from everyone but their owner and the
+large-object constructors, so the reporter can write nothing at all. The other databases of
+the server are not touched: one line each names those where PUBLIC may still connect or
+create temporary tables.
+
+No code of one role runs as another: the schemas on a search path of the tool's are
+pg_catalog (psycopg, dbt) or MLflow's own (MLflow), where only their owner creates; see
+`warehouse.SAFE_OPTIONS`.
 
 Passwords come only from the environment (ML_EVAL_TRANSFORMER_PASSWORD,
 ML_EVAL_REPORTER_PASSWORD) and reach the server as a SCRAM verifier computed by libpq, never
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +54,8 @@ PASSWORD_VARIABLES = {
     "transformer": "ML_EVAL_TRANSFORMER_PASSWORD",
     "reporter": "ML_EVAL_REPORTER_PASSWORD",
 }
-# The schemas dbt builds in (generate_schema_name uses these names as written).
+# The schemas dbt builds in (generate_schema_name uses these names as written), created here,
+# owned by the transformer; with the published schema (var published_schema) added.
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "audit")
 
 
@@ -153,10 +166,13 @@ def create_roles(
             try:
                 _roles(conn, names, env, report)
                 with conn.transaction():
-                    _database_grants(conn, admin.database, names, report)
+                    _database_grants(
+                        conn, admin.database, names, producer, _publish_creates_schemas(config.project_dir), report
+                    )
                     _mlflow_grants(conn, mlflow_schema, names, producer, report)
                     _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.project_dir), report)
                     _dbt_schemas(conn, published_schema, names, report)
+                _other_databases(conn, report)
                 return report
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise UserError(
@@ -189,31 +205,95 @@ def _roles(conn: psycopg.Connection, names: RoleNames, env: Mapping[str, str], r
     conn.execute(sql.SQL("grant {} to {}").format(_ident(names.mlflow_reader), _ident(names.transformer)))
 
 
-def _database_grants(conn: psycopg.Connection, database: str, names: RoleNames, report: list[str]) -> None:
+def _only_owner_creates(conn: psycopg.Connection, schema: str) -> list[str]:
+    """Revoke CREATE on `schema` from every role but its owner; return whom it was revoked from."""
+    grantees = [
+        row[0]
+        for row in conn.execute(
+            "select distinct case when a.grantee = 0 then 'public' else pg_catalog.pg_get_userbyid(a.grantee) end"
+            " from pg_catalog.pg_namespace as n, pg_catalog.aclexplode(n.nspacl) as a"
+            " where n.nspname = %s and a.privilege_type = 'CREATE' and a.grantee <> n.nspowner order by 1",
+            (schema,),
+        )
+    ]
+    for grantee in grantees:
+        role = sql.SQL("public") if grantee == "public" else _ident(grantee)
+        conn.execute(sql.SQL("revoke create on schema {} from {}").format(_ident(schema), role))
+    return grantees
+
+
+def _publish_creates_schemas(project_dir: Path) -> bool:
+    """Whether the project's publish macro still creates (and renames) a schema at publish time,
+    which needs CREATE on the database. Transitional: publishing in place needs none."""
+    macros = project_dir / "macros"
+    text = " ".join(path.read_text() for path in macros.glob("publish*.sql")) if macros.is_dir() else ""
+    return re.search(r"\bcreate\s+schema\b", text, re.IGNORECASE) is not None
+
+
+def _database_grants(
+    conn: psycopg.Connection,
+    database: str,
+    names: RoleNames,
+    producer: str,
+    publish_creates_schemas: bool,
+    report: list[str],
+) -> None:
     db = _ident(database)
-    conn.execute(
-        sql.SQL("grant connect on database {} to {}, {}").format(db, _ident(names.transformer), _ident(names.reporter))
-    )
-    # the transformer creates its schemas; temporary tables are for it alone (dbt's incremental
-    # models use them), so no other role of this database can write even a temporary table
-    conn.execute(sql.SQL("grant create, temporary on database {} to {}").format(db, _ident(names.transformer)))
-    conn.execute(sql.SQL("revoke temporary on database {} from public").format(db))
-    if conn.execute("select 1 from pg_namespace where nspname = 'public'").fetchone():
-        conn.execute("revoke create on schema public from public")  # granted by default before PostgreSQL 15
+    # only the roles of this database connect to it: not the reporter of another database
+    conn.execute(sql.SQL("revoke connect, temporary on database {} from public").format(db))
+    connecting = [names.transformer, names.reporter] + ([producer] if producer not in (names.transformer,) else [])
+    conn.execute(sql.SQL("grant connect on database {} to {}").format(db, sql.SQL(", ").join(map(_ident, connecting))))
+    # temporary tables are for the transformer alone (dbt's incremental models use them); it
+    # creates no schema: the administrator creates those dbt builds in (_dbt_schemas)
+    if publish_creates_schemas:  # transitional, until the publish works in place
+        conn.execute(sql.SQL("grant create on database {} to {}").format(db, _ident(names.transformer)))
+        report.append(
+            f"warning: database {database}: {names.transformer} may create schemas, because the project's"
+            " publish macro creates one at publish time"
+        )
+    else:
+        conn.execute(sql.SQL("revoke create on database {} from {}").format(db, _ident(names.transformer)))
+    conn.execute(sql.SQL("grant temporary on database {} to {}").format(db, _ident(names.transformer)))
+    if conn.execute("select 1 from pg_catalog.pg_namespace where nspname = 'public'").fetchone():
+        _only_owner_creates(conn, "public")  # PUBLIC had CREATE by default before PostgreSQL 15
     # large objects need no privilege to create: the last thing any role could write
     conn.execute(
         "revoke execute on function pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),"
         " pg_catalog.lo_from_bytea(oid, bytea) from public"
     )
     report.append(
-        f"database {database}: {names.transformer} may create schemas and temporary tables;"
-        " PUBLIC may create no temporary table, table in schema public or large object"
+        f"database {database}: {', '.join(connecting)} may connect; {names.transformer} may create"
+        f" temporary tables{'' if publish_creates_schemas else ' and no schema'}; PUBLIC may not connect,"
+        " nor create a temporary table,"
+        " anything in schema public or a large object"
     )
+
+
+def _other_databases(conn: psycopg.Connection, report: list[str]) -> None:
+    """One line for each other database where PUBLIC (so the reporter) may still connect or
+    create temporary tables: PostgreSQL's defaults, which this tool does not change there."""
+    rows = conn.execute(
+        "select datname, pg_catalog.has_database_privilege('public', oid, 'CONNECT'),"
+        " pg_catalog.has_database_privilege('public', oid, 'TEMPORARY') from pg_catalog.pg_database"
+        " where datallowconn and not datistemplate and datname <> pg_catalog.current_database()"
+        " order by datname"
+    ).fetchall()
+    for name, connect, temporary in rows:
+        if connect or temporary:
+            allowed = " and ".join(
+                word for word, ok in (("connect", connect), ("create temporary tables", temporary)) if ok
+            )
+            report.append(
+                f"warning: database {name} (not changed): every role, the reporter too, may {allowed}"
+                f' there; to stop it: revoke connect, temporary on database "{name}" from public'
+            )
 
 
 def _mlflow_grants(conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, report: list[str]) -> None:
     reader = _ident(names.mlflow_reader)
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
+    # MLflow's connections have this schema on their search path: only its owner creates in it
+    _only_owner_creates(conn, schema)
     conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), reader))
     conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(_ident(schema), reader))
     owners = sorted({producer, *_owners(conn, schema)} - {names.transformer})
@@ -263,13 +343,22 @@ def _dataset_grants(
 
 
 def _dbt_schemas(conn: psycopg.Connection, published: str, names: RoleNames, report: list[str]) -> None:
-    """Schemas dbt built before the roles existed pass to the transformer, which rebuilds them."""
-    moved = sum(_hand_over(conn, schema, names.transformer) for schema in (*DBT_SCHEMAS, published))
-    if moved:
-        report.append(f"handed {moved} existing schemas and relations of dbt's to {names.transformer}")
-    if conn.execute("select 1 from pg_namespace where nspname = %s", (published,)).fetchone():
-        conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(published), _ident(names.reporter)))
-        conn.execute(
-            sql.SQL("grant select on all tables in schema {} to {}").format(_ident(published), _ident(names.reporter))
-        )
+    """The schemas dbt builds in, created here for the transformer (which may create no schema);
+    those dbt built before the roles existed pass to it, with what is in them."""
+    made, moved = [], 0
+    for schema in (*DBT_SCHEMAS, published):
+        if not conn.execute("select 1 from pg_catalog.pg_namespace where nspname = %s", (schema,)).fetchone():
+            conn.execute(sql.SQL("create schema {} authorization {}").format(_ident(schema), _ident(names.transformer)))
+            made.append(schema)
+        moved += _hand_over(conn, schema, names.transformer)
+        _only_owner_creates(conn, schema)
+    report.append(
+        f"schemas {', '.join((*DBT_SCHEMAS, published))}: owned by {names.transformer}"
+        + (f" ({', '.join(made)} created)" if made else "")
+        + (f"; handed {moved} existing schemas and relations of dbt's to it" if moved else "")
+    )
+    conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(published), _ident(names.reporter)))
+    conn.execute(
+        sql.SQL("grant select on all tables in schema {} to {}").format(_ident(published), _ident(names.reporter))
+    )
     report.append(f"schema {published}: {names.reporter} reads its tables (granted again after every publish)")

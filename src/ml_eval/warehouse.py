@@ -24,6 +24,13 @@ from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# The search path of every connection the tool opens with psycopg: pg_catalog alone, so no
+# function, operator or table another role planted can be a better match for an unqualified
+# name (PostgreSQL resolves a function across every schema of the path by best signature).
+# Everything else the code names is schema-qualified. row_security=off makes a query that a
+# policy would filter fail instead of running the policy's expressions as the caller.
+SAFE_OPTIONS = "-csearch_path=pg_catalog -crow_security=off"
+
 
 @dataclass(frozen=True)
 class Warehouse:
@@ -44,17 +51,32 @@ class Warehouse:
             password=self.password or None,
             dbname=database or self.database,
             connect_timeout=10,
+            options=SAFE_OPTIONS,
         )
 
-    def connect(self, database: str | None = None, **kwargs) -> psycopg.Connection:
+    def connect(self, database: str | None = None, *, refuse_views: bool = False, **kwargs) -> psycopg.Connection:
+        """A connection whose search path is pg_catalog alone (SAFE_OPTIONS).
+
+        `refuse_views`: for code that reads tables another role owns (the producer the seeds,
+        the consumers the published marts), a view or foreign table in their place is refused
+        (restrict_nonsystem_relation_kind, PostgreSQL 12.20/13.16/14.13/15.8/16.4 and later),
+        so their owner cannot swap in a view whose functions would run as the reader."""
         try:
-            return psycopg.connect(self.conninfo(database), **kwargs)
+            conn = psycopg.connect(self.conninfo(database), **kwargs)
         except psycopg.OperationalError as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise UserError(
                 f"cannot connect to PostgreSQL at {self.host}:{self.port} "
                 f"database {database or self.database!r}: {first_line}"
             ) from None
+        if refuse_views:
+            conn.execute(
+                "select pg_catalog.set_config(name, 'view, foreign-table', false) from pg_catalog.pg_settings"
+                " where name = 'restrict_nonsystem_relation_kind'"
+            )
+            if not conn.autocommit:
+                conn.commit()
+        return conn
 
     def env(self) -> dict[str, str]:
         """The libpq variables that point every tool at this database."""
@@ -67,7 +89,11 @@ class Warehouse:
         }
 
     def sqlalchemy_url(self, schema: str) -> str:
-        """A SQLAlchemy URL (psycopg 3 driver) whose search_path is `schema`, for MLflow."""
+        """A SQLAlchemy URL (psycopg 3 driver) whose search_path is `schema`, for MLflow.
+
+        MLflow names its tables unqualified and creates them in `schema`: only its owner (the
+        producer; `ml-eval roles` checks) may create in it, and pg_catalog, not listed, is
+        searched first."""
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")

@@ -64,12 +64,14 @@ def write_batch(
         raise ValueError("sample_indexes and predicted differ in length")
     name = sql.Identifier(schema)
     with conn.cursor() as cur:
-        # ids come from the table's own identity sequence, so concurrent writers never clash
+        # ids come from the table's own identity sequence, so concurrent writers never clash;
+        # the functions are qualified, so no overload another role planted can match better
         ids = [
             row[0]
             for row in cur.execute(
                 sql.SQL(
-                    "select nextval(pg_get_serial_sequence({}, 'prediction_id')) from generate_series(1, %s)"
+                    "select pg_catalog.nextval(pg_catalog.pg_get_serial_sequence({}, 'prediction_id'))"
+                    " from pg_catalog.generate_series(1, %s)"
                 ).format(sql.Literal(f'"{schema}".predictions')),
                 (len(predicted),),
             )

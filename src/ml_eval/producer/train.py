@@ -481,7 +481,7 @@ def train(
     candidates = list(candidates) if candidates is not None else default_candidates(settings.random_state)
     if not candidates:
         raise UserError("no candidate models to train")
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(autocommit=True, refuse_views=True) as conn:
         dataset = read_dataset(conn, settings.dataset_schema)
         split = make_split(dataset, settings.test_size, settings.random_state)
         log.info(
