@@ -122,7 +122,7 @@ def pandas_route(warehouse: wh.Warehouse, config: Config) -> PandasRoute:
     import sqlalchemy
 
     dataset_schema, mlflow_schema = config.dataset_schema, config.mlflow_schema
-    engine = sqlalchemy.create_engine(warehouse.sqlalchemy_url("public"))
+    engine = sqlalchemy.create_engine(warehouse.sqlalchemy_url("pg_catalog"))  # qualified names only
     started = time.perf_counter()
     evaluated = f"""
         select p.prediction_id, p.run_uuid
