@@ -43,7 +43,8 @@ class Warehouse:
     database: str
     embedded: bool = False
 
-    def conninfo(self, database: str | None = None) -> str:
+    def conninfo(self, database: str | None = None, options: str = "") -> str:
+        """libpq's connection string; `options` (e.g. "-cwork_mem=64MB") come after SAFE_OPTIONS."""
         return psycopg.conninfo.make_conninfo(
             host=self.host,
             port=self.port,
@@ -51,7 +52,7 @@ class Warehouse:
             password=self.password or None,
             dbname=database or self.database,
             connect_timeout=10,
-            options=SAFE_OPTIONS,
+            options=f"{SAFE_OPTIONS} {options}".strip(),
         )
 
     def connect(self, database: str | None = None, *, refuse_views: bool = False, **kwargs) -> psycopg.Connection:
@@ -62,7 +63,7 @@ class Warehouse:
         (restrict_nonsystem_relation_kind, PostgreSQL 12.20/13.16/14.13/15.8/16.4 and later),
         so their owner cannot swap in a view whose functions would run as the reader."""
         try:
-            conn = psycopg.connect(self.conninfo(database), **kwargs)
+            conn = psycopg.connect(self.conninfo(database, kwargs.pop("options", "")), **kwargs)
         except psycopg.OperationalError as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise UserError(
