@@ -38,7 +38,7 @@ MAX_DOUBLE = 1.7976931348623157e308
 # and anything in values: quotes, unicode, JSON and SQL-looking text.
 PARAMS = {
     "learning rate/η": "0.1",
-    "α:β": "it's \"quoted\"",
+    "α:β": 'it\'s "quoted"',
     "drop table x": "'); drop table x; --",
     "ключ": "vin rouge 🍷 — ünïcödé ✓",
     "json": '{"a": [1, 2], "b": null}',
@@ -120,7 +120,7 @@ def _targets() -> tuple[np.ndarray, np.ndarray]:
     """Sample indexes and true classes, from the seed file (the database has no seed yet)."""
     lines = (PROJECT_DIR / "seeds" / "dataset" / "targets.csv").read_text().splitlines()
     header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
     return np.array([int(r["sample_index"]) for r in rows]), np.array([int(r["class"]) for r in rows])
 
 
@@ -509,9 +509,8 @@ def test_a_build_whose_connection_is_killed_completes_when_run_again(baseline: B
 
 def _denied(database: wh.Warehouse, statement: str) -> str:
     """The error of `statement` run as database's role: it must be a privilege error."""
-    with database.connect(autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
-            conn.execute(statement)
+    with database.connect(autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
+        conn.execute(statement)
     return str(denied.value)
 
 
@@ -612,9 +611,8 @@ def test_passwords_come_from_the_environment_only(baseline: Baseline, caplog, ca
     caplog.set_level(logging.DEBUG)
     try:
         without = roles.create_roles(copy, CONFIG, names=names, environ={})
-        with_passwords = roles.create_roles(
-            copy, CONFIG, names=names, environ={"ML_EVAL_TRANSFORMER_PASSWORD": secret, "ML_EVAL_REPORTER_PASSWORD": secret}
-        )
+        environ = {"ML_EVAL_TRANSFORMER_PASSWORD": secret, "ML_EVAL_REPORTER_PASSWORD": secret}
+        with_passwords = roles.create_roles(copy, CONFIG, names=names, environ=environ)
         with copy.connect() as conn:
             stored = dict(conn.execute(
                 "select rolname, rolpassword from pg_authid where rolname in (%s, %s)",
