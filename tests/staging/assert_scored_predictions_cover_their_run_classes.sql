@@ -17,12 +17,14 @@ targets as (
     select * from {{ ref('stg_dataset__targets') }}
 ),
 
--- how many classes each prediction holds a probability for: one pass over the scores
+-- how many classes of the targets each prediction holds a probability for: one pass over
+-- the scores (a score of a class no target has is assert_scored_classes_are_target_classes')
 scored as (
     select
         prediction_id,
         count(*) as n_scored_classes
     from prediction_scores
+    where class in (select targets.actual_class from targets)
     group by prediction_id
 ),
 
@@ -70,9 +72,8 @@ scored_runs as (
     having max(n_scored_classes) > 0
 ),
 
--- a prediction whose count of probabilities is not its run's count of classes; those
--- holding as many as there are classes have them all, unless one is for a class outside the
--- run's (a score of a class no target has is assert_scored_classes_are_target_classes')
+-- a prediction whose count of probabilities is not its run's count of classes: one holding
+-- as many has them all, unless it also scores a class some target has but its run has not
 candidates as (
     select
         run_predictions.run_uuid,
