@@ -2,6 +2,9 @@
 -- scikit-learn's semantics, beside the values MLflow logged and whether they agree.
 -- A table rebuilt in full: it reads per-run summaries only (a few rows per run), and
 -- names, tags and logged metrics may change in MLflow after a run is evaluated.
+-- Coverage compares a run's predictions with its experiment's evaluation set (the most
+-- predictions an evaluated run of the experiment holds): a run scored on a handful of
+-- samples is marked rather than ranked among the others (rpt_model_leaderboard).
 
 {#- The metrics compared with what MLflow logged: every key of var mlflow_metric_keys but
     f1_macro, which the producer logs (f1_score_macro) and the report reads, but this mart
@@ -126,6 +129,10 @@ metrics as (
         run_details.started_at,
         run_details.ended_at,
         class_summary.n_predictions,
+        -- a run's evaluation set: the most predictions any evaluated run of its experiment has
+        max(class_summary.n_predictions) over (partition by runs.experiment_id) as n_evaluation_samples,
+        cast(class_summary.n_predictions as {{ dbt.type_float() }})
+        / max(class_summary.n_predictions) over (partition by runs.experiment_id) as coverage,
         class_summary.n_classes,
         cast(class_summary.n_correct as {{ dbt.type_float() }})
         / class_summary.n_predictions as accuracy,

@@ -1,5 +1,7 @@
 -- Evaluated runs ranked by macro F1 (then accuracy, then log loss, then the earlier run),
 -- within their experiment and within each registered model they were registered to.
+-- A partial evaluation (coverage below var min_coverage) ranks after every full one: a run
+-- scored on three samples is not compared with runs scored on the whole evaluation set.
 with
 
 evaluation as (
@@ -25,44 +27,55 @@ run_versions as (
     order by run_uuid asc, is_champion desc, created_at desc, model_version desc
 ),
 
+flagged as (
+    select
+        *,
+        coverage < {{ var('min_coverage') }} as is_partial_evaluation
+    from evaluation
+),
+
 ranked as (
     select
-        evaluation.run_uuid,
-        evaluation.experiment_name,
-        evaluation.run_name,
-        evaluation.model_family,
+        flagged.run_uuid,
+        flagged.experiment_name,
+        flagged.run_name,
+        flagged.model_family,
         run_versions.registered_model_name,
         run_versions.model_version,
         coalesce(run_versions.is_champion, false) as is_champion,
-        evaluation.n_predictions,
-        evaluation.accuracy,
-        evaluation.balanced_accuracy,
-        evaluation.f1_macro,
-        evaluation.f1_weighted,
-        evaluation.log_loss,
-        evaluation.roc_auc,
-        evaluation.agrees_with_mlflow,
+        flagged.n_predictions,
+        flagged.coverage,
+        flagged.is_partial_evaluation,
+        flagged.accuracy,
+        flagged.balanced_accuracy,
+        flagged.f1_macro,
+        flagged.f1_weighted,
+        flagged.log_loss,
+        flagged.roc_auc,
+        flagged.agrees_with_mlflow,
         runs.started_at,
         rank() over (
-            partition by evaluation.experiment_name
+            partition by flagged.experiment_name
             order by
-                evaluation.f1_macro desc, evaluation.accuracy desc,
-                evaluation.log_loss asc nulls last, runs.started_at asc
+                flagged.is_partial_evaluation asc,
+                flagged.f1_macro desc, flagged.accuracy desc,
+                flagged.log_loss asc nulls last, runs.started_at asc
         ) as experiment_rank,
         case
             when run_versions.registered_model_name is not null
                 then rank() over (
                     partition by run_versions.registered_model_name
                     order by
-                        evaluation.f1_macro desc, evaluation.accuracy desc,
-                        evaluation.log_loss asc nulls last, runs.started_at asc
+                        flagged.is_partial_evaluation asc,
+                        flagged.f1_macro desc, flagged.accuracy desc,
+                        flagged.log_loss asc nulls last, runs.started_at asc
                 )
         end as registered_model_rank
-    from evaluation
+    from flagged
     inner join runs
-        on evaluation.run_uuid = runs.run_uuid
+        on flagged.run_uuid = runs.run_uuid
     left join run_versions
-        on evaluation.run_uuid = run_versions.run_uuid
+        on flagged.run_uuid = run_versions.run_uuid
 )
 
 select * from ranked

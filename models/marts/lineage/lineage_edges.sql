@@ -10,8 +10,9 @@ model_versions as (
     select * from {{ ref('dim_model_versions') }}
 ),
 
+-- the runs of this build, as every mart sees them (int_runs_classified, made once per build)
 runs as (
-    select * from {{ ref('stg_mlflow__runs') }}
+    select * from {{ ref('int_runs_classified') }}
 ),
 
 inputs as (

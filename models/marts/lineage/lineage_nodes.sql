@@ -19,6 +19,12 @@ runs as (
     select * from {{ ref('stg_mlflow__runs') }}
 ),
 
+-- the runs of this build, as every mart sees them (int_runs_classified, made once per build):
+-- a run MLflow records mid-build is a node of the next build's graph, like its metrics
+classified as (
+    select * from {{ ref('int_runs_classified') }}
+),
+
 latest_metrics as (
     select * from {{ ref('stg_mlflow__latest_metrics') }}
 ),
@@ -74,34 +80,38 @@ model_nodes as (
 
 experiment_nodes as (
     select
-        'experiment:' || run_uuid as node_id,
+        'experiment:' || classified.run_uuid as node_id,
         'Experiment' as label,
-        coalesce(nullif(run_name, ''), run_uuid) as name,
+        coalesce(nullif(runs.run_name, ''), classified.run_uuid) as name,
         jsonb_build_object(
-            'run_uuid', run_uuid,
-            'experiment_id', experiment_id,
-            'status', run_status,
-            'lifecycle_stage', lifecycle_stage,
-            'started_at', started_at,
-            'ended_at', ended_at
+            'run_uuid', classified.run_uuid,
+            'experiment_id', classified.experiment_id,
+            'status', classified.run_status,
+            'lifecycle_stage', runs.lifecycle_stage,
+            'started_at', runs.started_at,
+            'ended_at', runs.ended_at
         ) as properties
-    from runs
+    from classified
+    inner join runs
+        on classified.run_uuid = runs.run_uuid
 ),
 
 metric_nodes as (
     select
-        'metric:' || run_uuid || ':' || metric_key as node_id,
+        'metric:' || latest_metrics.run_uuid || ':' || latest_metrics.metric_key as node_id,
         'Metric' as label,
-        metric_key as name,
+        latest_metrics.metric_key as name,
         jsonb_build_object(
-            'run_uuid', run_uuid,
-            'metric_key', metric_key,
-            'value', metric_value,
-            'step', step,
-            'is_nan', is_nan,
-            'logged_at', logged_at
+            'run_uuid', latest_metrics.run_uuid,
+            'metric_key', latest_metrics.metric_key,
+            'value', latest_metrics.metric_value,
+            'step', latest_metrics.step,
+            'is_nan', latest_metrics.is_nan,
+            'logged_at', latest_metrics.logged_at
         ) as properties
     from latest_metrics
+    inner join classified
+        on latest_metrics.run_uuid = classified.run_uuid
 ),
 
 final as (

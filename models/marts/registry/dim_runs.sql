@@ -73,11 +73,11 @@ registrations as (
 
 final as (
     select
-        runs.run_uuid,
+        classified.run_uuid,
         runs.run_name,
-        runs.experiment_id,
+        classified.experiment_id,
         experiments.experiment_name,
-        runs.run_status,
+        classified.run_status,
         runs.is_deleted,
         runs.user_id,
         runs.source_name,
@@ -95,19 +95,21 @@ final as (
         coalesce(prediction_counts.n_predictions, 0) as n_predictions,
         classified.is_evaluated,
         classified.exclusion_reason
-    from runs
+    -- the runs of this build (int_runs_classified, a table made once per build), not the
+    -- live view: a run MLflow records mid-build waits for the next build in every mart
+    from classified
+    inner join runs
+        on classified.run_uuid = runs.run_uuid
     left join experiments
-        on runs.experiment_id = experiments.experiment_id
+        on classified.experiment_id = experiments.experiment_id
     left join param_objects
-        on runs.run_uuid = param_objects.run_uuid
+        on classified.run_uuid = param_objects.run_uuid
     left join tag_objects
-        on runs.run_uuid = tag_objects.run_uuid
+        on classified.run_uuid = tag_objects.run_uuid
     left join registrations
-        on runs.run_uuid = registrations.run_uuid
-    inner join classified
-        on runs.run_uuid = classified.run_uuid
+        on classified.run_uuid = registrations.run_uuid
     left join prediction_counts
-        on runs.run_uuid = prediction_counts.run_uuid
+        on classified.run_uuid = prediction_counts.run_uuid
 )
 
 select * from final
