@@ -39,7 +39,9 @@ def run_ml_eval(
         timeout=900,
     )
     if check and done.returncode != 0:
-        raise AssertionError(f"ml-eval {' '.join(args)} exited {done.returncode}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise AssertionError(
+            f"ml-eval {' '.join(args)} exited {done.returncode}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
     return done
 
 
@@ -77,7 +79,9 @@ def clone_database(source: wh.Warehouse, name: str) -> wh.Warehouse:
             )
             try:
                 conn.execute(
-                    sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source.database))
+                    sql.SQL("create database {} template {}").format(
+                        sql.Identifier(name), sql.Identifier(source.database)
+                    )
                 )
                 return copy
             except psycopg.errors.ObjectInUse:

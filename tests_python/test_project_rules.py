@@ -23,7 +23,6 @@ from ml_eval import rules
 from ml_eval import warehouse as wh
 
 
-
 def dbt_parse(project: Path, target: Path, warehouse: wh.Warehouse) -> dict:
     """`dbt parse` of a project (in-process, dbt's Python API) into `target`; the manifest."""
     from dbt.cli.main import dbtRunner
@@ -32,8 +31,18 @@ def dbt_parse(project: Path, target: Path, warehouse: wh.Warehouse) -> dict:
         for key, value in {**warehouse.env(), "DO_NOT_TRACK": "1"}.items():
             env.setenv(key, value)
         outcome = dbtRunner().invoke(
-            ["parse", "--quiet", "--project-dir", str(project), "--profiles-dir", str(project),
-             "--target-path", str(target), "--log-path", str(target / "logs")]
+            [
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(project),
+                "--profiles-dir",
+                str(project),
+                "--target-path",
+                str(target),
+                "--log-path",
+                str(target / "logs"),
+            ]
         )
     assert outcome.success, f"dbt parse of {project} failed: {outcome.exception}"
     return json.loads((target / "manifest.json").read_text())
@@ -54,7 +63,9 @@ def manifest(manifest_path: Path) -> dict:
 def test_the_project_keeps_every_rule(manifest_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(manifest_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, f"rule violations:\n{done.stdout}{done.stderr}"
     assert done.stdout.strip().endswith("checked: no violations")
@@ -81,18 +92,27 @@ def named(items: list[dict], name: str) -> dict:
 
 
 def mart_reads_source(p: Path) -> None:
-    replace(p / "models/marts/evaluation/fct_confusion_matrix.sql",
-            "{{ ref('stg_dataset__predictions') }}", "{{ source('dataset', 'predictions') }}")
+    replace(
+        p / "models/marts/evaluation/fct_confusion_matrix.sql",
+        "{{ ref('stg_dataset__predictions') }}",
+        "{{ source('dataset', 'predictions') }}",
+    )
 
 
 def intermediate_reads_source_and_model(p: Path) -> None:
-    replace(p / "models/intermediate/evaluation/int_run_class_scores_summarized.sql",
-            "{{ ref('stg_dataset__prediction_scores') }}", "{{ source('dataset', 'prediction_scores') }}")
+    replace(
+        p / "models/intermediate/evaluation/int_run_class_scores_summarized.sql",
+        "{{ ref('stg_dataset__prediction_scores') }}",
+        "{{ source('dataset', 'prediction_scores') }}",
+    )
 
 
 def staging_reads_model(p: Path) -> None:
-    replace(p / "models/staging/mlflow/stg_mlflow__params.sql",
-            "{{ source('mlflow', 'params') }}", "{{ ref('stg_mlflow__runs') }}")
+    replace(
+        p / "models/staging/mlflow/stg_mlflow__params.sql",
+        "{{ source('mlflow', 'params') }}",
+        "{{ ref('stg_mlflow__runs') }}",
+    )
 
 
 def staging_model_without_prefix(p: Path) -> None:
@@ -107,13 +127,17 @@ def model_outside_the_layers(p: Path) -> None:
 
 
 def column_without_description(p: Path) -> None:
-    edit_yaml(p / "models/intermediate/evaluation/_evaluation__models.yml",
-              lambda doc: named(doc["models"], "int_runs_classified")["columns"].append({"name": "is_recent"}))
+    edit_yaml(
+        p / "models/intermediate/evaluation/_evaluation__models.yml",
+        lambda doc: named(doc["models"], "int_runs_classified")["columns"].append({"name": "is_recent"}),
+    )
 
 
 def descriptions_removed(p: Path) -> None:
-    edit_yaml(p / "models/marts/evaluation/_evaluation__models.yml",
-              lambda doc: named(doc["models"], "rpt_model_leaderboard").pop("description"))
+    edit_yaml(
+        p / "models/marts/evaluation/_evaluation__models.yml",
+        lambda doc: named(doc["models"], "rpt_model_leaderboard").pop("description"),
+    )
 
     def sources(doc: dict) -> None:
         mlflow = named(doc["sources"], "mlflow")
@@ -147,42 +171,67 @@ def primary_key_tests_removed(p: Path) -> None:
 
 NO_KEY = ": add unique + not_null on its key, unique_combination_of_columns, or an enforced primary_key constraint"
 BREAKAGES = {
-    "mart reads a source": (mart_reads_source, [
-        "model fct_confusion_matrix reads source dataset.predictions: only staging models may read sources",
-        "model fct_confusion_matrix reads source dataset.predictions and model int_runs_evaluated: "
-        "no model may read both a source and a model",
-    ]),
-    "model reads a source and a model": (intermediate_reads_source_and_model, [
-        "model int_run_class_scores_summarized reads source dataset.prediction_scores: only staging models may read sources",
-        "model int_run_class_scores_summarized reads source dataset.prediction_scores and model int_runs_evaluated: "
-        "no model may read both a source and a model",
-    ]),
-    "staging reads a model": (staging_reads_model, [
-        "model stg_mlflow__params reads model stg_mlflow__runs: staging models read only sources and seeds",
-    ]),
-    "staging model without stg_": (staging_model_without_prefix, [
-        "model mlflow__trace_tags is in models/staging/mlflow/: staging model names start with stg_",
-    ]),
-    "model outside the layer folders": (model_outside_the_layers, [
-        "model fct_class_metrics is in models/evaluation/: models live in staging/, intermediate/, marts/",
-    ]),
-    "undocumented column in YAML": (column_without_description, [
-        "model int_runs_classified column is_recent has no description",
-    ]),
-    "descriptions removed": (descriptions_removed, [
-        "model rpt_model_leaderboard has no description",
-        "source mlflow.experiment_tags has no description",
-        "source mlflow.params column value has no description",
-        "seed datasets has no description",
-        "seed targets column class has no description",
-        "macro safe_ratio has no description",
-        "macro test_accepted_range has no description",
-    ]),
-    "primary-key tests removed": (primary_key_tests_removed, [
-        "model stg_dataset__datasets has no primary-key test" + NO_KEY,
-        "model stg_dataset__predictions has no primary-key test" + NO_KEY,
-        "model stg_dataset__prediction_scores has no primary-key test" + NO_KEY,
-    ]),
+    "mart reads a source": (
+        mart_reads_source,
+        [
+            "model fct_confusion_matrix reads source dataset.predictions: only staging models may read sources",
+            "model fct_confusion_matrix reads source dataset.predictions and model int_runs_evaluated: "
+            "no model may read both a source and a model",
+        ],
+    ),
+    "model reads a source and a model": (
+        intermediate_reads_source_and_model,
+        [
+            "model int_run_class_scores_summarized reads source dataset.prediction_scores:"
+            " only staging models may read sources",
+            "model int_run_class_scores_summarized reads source dataset.prediction_scores"
+            " and model int_runs_evaluated: no model may read both a source and a model",
+        ],
+    ),
+    "staging reads a model": (
+        staging_reads_model,
+        [
+            "model stg_mlflow__params reads model stg_mlflow__runs: staging models read only sources and seeds",
+        ],
+    ),
+    "staging model without stg_": (
+        staging_model_without_prefix,
+        [
+            "model mlflow__trace_tags is in models/staging/mlflow/: staging model names start with stg_",
+        ],
+    ),
+    "model outside the layer folders": (
+        model_outside_the_layers,
+        [
+            "model fct_class_metrics is in models/evaluation/: models live in staging/, intermediate/, marts/",
+        ],
+    ),
+    "undocumented column in YAML": (
+        column_without_description,
+        [
+            "model int_runs_classified column is_recent has no description",
+        ],
+    ),
+    "descriptions removed": (
+        descriptions_removed,
+        [
+            "model rpt_model_leaderboard has no description",
+            "source mlflow.experiment_tags has no description",
+            "source mlflow.params column value has no description",
+            "seed datasets has no description",
+            "seed targets column class has no description",
+            "macro safe_ratio has no description",
+            "macro test_accepted_range has no description",
+        ],
+    ),
+    "primary-key tests removed": (
+        primary_key_tests_removed,
+        [
+            "model stg_dataset__datasets has no primary-key test" + NO_KEY,
+            "model stg_dataset__predictions has no primary-key test" + NO_KEY,
+            "model stg_dataset__prediction_scores has no primary-key test" + NO_KEY,
+        ],
+    ),
 }
 
 
@@ -205,8 +254,18 @@ def test_the_command_exits_1_with_the_violations(project_copy: Path, warehouse: 
     mart_reads_source(project_copy)
     dbt_parse(project_copy, project_copy / "target", warehouse)
     done = subprocess.run(
-        [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(project_copy / "target" / "manifest.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "ml_eval",
+            "rules",
+            "--no-parse",
+            "--manifest",
+            str(project_copy / "target" / "manifest.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     assert "model fct_confusion_matrix reads source dataset.predictions" in done.stdout
@@ -233,7 +292,8 @@ def test_marts_may_be_named_after_the_lineage_graph(manifest: dict):
     before = set(rules.check(manifest))
     assert set(rules.check(renamed(manifest, "fct_class_metrics", "lineage_nodes", "marts/lineage"))) <= before
     assert set(rules.check(renamed(manifest, "fct_class_metrics", "class_metrics", "marts/evaluation"))) - before == {
-        "model class_metrics is in models/marts/evaluation/: marts model names start with fct_ or dim_ or rpt_ or lineage_"
+        "model class_metrics is in models/marts/evaluation/:"
+        " marts model names start with fct_ or dim_ or rpt_ or lineage_"
     }
 
 
@@ -269,7 +329,10 @@ def test_rules_command_is_registered(manifest_path: Path, manifest: dict, capsys
 def test_a_missing_manifest_is_one_line(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "ml_eval", "rules", "--no-parse", "--manifest", str(tmp_path / "manifest.json")],
-        capture_output=True, text=True, timeout=60, env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
     )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"ml-eval: error: {tmp_path / 'manifest.json'} not found: run `dbt parse` first"
