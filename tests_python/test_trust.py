@@ -121,7 +121,7 @@ def _targets() -> tuple[np.ndarray, np.ndarray]:
     """Sample indexes and true classes, from the seed file (the database has no seed yet)."""
     lines = (PROJECT_DIR / "seeds" / "dataset" / "targets.csv").read_text().splitlines()
     header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
     return np.array([int(r["sample_index"]) for r in rows]), np.array([int(r["class"]) for r in rows])
 
 
@@ -513,9 +513,8 @@ def test_a_build_whose_connection_is_killed_completes_when_run_again(baseline: B
 
 def _denied(database: wh.Warehouse, statement: str) -> str:
     """The error of `statement` run as database's role: it must be a privilege error."""
-    with database.connect(autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
-            conn.execute(statement)
+    with database.connect(autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
+        conn.execute(statement)
     return str(denied.value)
 
 
