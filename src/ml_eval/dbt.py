@@ -85,9 +85,17 @@ def run_dbt(
     os.environ.update(warehouse.env())
     os.environ.setdefault("DO_NOT_TRACK", "1")
     full = dbt_arguments(args, config)
-    outcome = dbtRunner().invoke(full)
+    caught: list[str] = []  # a run-operation's error is only in its log event, not its result
+
+    def catch(event) -> None:
+        if event.info.name in ("RunningOperationCaughtError", "RunningOperationUncaughtError"):
+            caught.append(event.data.exc)
+
+    outcome = dbtRunner(callbacks=[catch]).invoke(full)
     if outcome.success:
         return
+    if caught:
+        raise UserError(f"dbt {args[0]} failed: {_first_line(caught[0])}")
     if outcome.exception is not None:
         raise UserError(f"dbt {args[0]} failed: {_first_line(str(outcome.exception)) or repr(outcome.exception)}")
     failures = [_describe(r) for r in getattr(outcome.result, "results", []) or [] if str(r.status) in FAILED]

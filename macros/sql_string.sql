@@ -1,0 +1,4 @@
+{#- A SQL string literal, quotes doubled. -#}
+{% macro sql_string(text) -%}
+    '{{ text | replace("'", "''") }}'
+{%- endmacro %}
