@@ -22,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from psycopg import sql
 
-from conftest import CONFIG, PROJECT_DIR, clone_database, drop_database
+from conftest import CONFIG, clone_database, drop_database
 from ml_eval import roles
 from ml_eval import warehouse as wh
 from ml_eval.consumers import graph
@@ -130,9 +130,9 @@ def test_plants_where_others_look_are_refused(planted):
     for schema in ("public", CONFIG.mlflow_schema):
         refused = {what for (where, what), made in outcome.items() if where == schema and not made}
         assert refused == set(_plants(schema)), schema
-    # the schema named after the administrator, first on its default search path: refused once
-    # the publish needs no CREATE on the database (then `ml-eval roles` grants it none)
-    assert outcome[(admin.user, "schema")] is roles._publish_creates_schemas(PROJECT_DIR)
+    # the schema named after the administrator, first on its default search path: refused, as
+    # `ml-eval roles` gives the transformer no CREATE on the database
+    assert outcome[(admin.user, "schema")] is False
 
 
 def test_what_the_transformer_planted_never_runs_as_the_administrator(planted):

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +165,7 @@ def create_roles(
             try:
                 _roles(conn, names, env, report)
                 with conn.transaction():
-                    _database_grants(
-                        conn, admin.database, names, producer, _publish_creates_schemas(config.project_dir), report
-                    )
+                    _database_grants(conn, admin.database, names, producer, report)
                     _mlflow_grants(conn, mlflow_schema, names, producer, report)
                     _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.project_dir), report)
                     _dbt_schemas(conn, published_schema, names, report)
@@ -222,21 +219,11 @@ def _only_owner_creates(conn: psycopg.Connection, schema: str) -> list[str]:
     return grantees
 
 
-def _publish_creates_schemas(project_dir: Path) -> bool:
-    """Whether the project's publish macro still creates (and renames) a schema at publish time,
-    which needs CREATE on the database. Transitional: publishing in place needs none."""
-    macros = project_dir / "macros"
-    text = " ".join(path.read_text() for path in macros.glob("publish*.sql")) if macros.is_dir() else ""
-    text = re.sub(r"\{#.*?#\}|--[^\n]*", " ", text, flags=re.DOTALL)  # not what its comments say
-    return re.search(r"\bcreate\s+schema\b", text, re.IGNORECASE) is not None
-
-
 def _database_grants(
     conn: psycopg.Connection,
     database: str,
     names: RoleNames,
     producer: str,
-    publish_creates_schemas: bool,
     report: list[str],
 ) -> None:
     db = _ident(database)
@@ -246,14 +233,7 @@ def _database_grants(
     conn.execute(sql.SQL("grant connect on database {} to {}").format(db, sql.SQL(", ").join(map(_ident, connecting))))
     # temporary tables are for the transformer alone (dbt's incremental models use them); it
     # creates no schema: the administrator creates those dbt builds in (_dbt_schemas)
-    if publish_creates_schemas:  # transitional, until the publish works in place
-        conn.execute(sql.SQL("grant create on database {} to {}").format(db, _ident(names.transformer)))
-        report.append(
-            f"warning: database {database}: {names.transformer} may create schemas, because the project's"
-            " publish macro creates one at publish time"
-        )
-    else:
-        conn.execute(sql.SQL("revoke create on database {} from {}").format(db, _ident(names.transformer)))
+    conn.execute(sql.SQL("revoke create on database {} from {}").format(db, _ident(names.transformer)))
     conn.execute(sql.SQL("grant temporary on database {} to {}").format(db, _ident(names.transformer)))
     if conn.execute("select 1 from pg_catalog.pg_namespace where nspname = 'public'").fetchone():
         _only_owner_creates(conn, "public")  # PUBLIC had CREATE by default before PostgreSQL 15
@@ -264,7 +244,7 @@ def _database_grants(
     )
     report.append(
         f"database {database}: {', '.join(connecting)} may connect; {names.transformer} may create"
-        f" temporary tables{'' if publish_creates_schemas else ' and no schema'}; PUBLIC may not connect,"
+        " temporary tables and no schema; PUBLIC may not connect,"
         " nor create a temporary table,"
         " anything in schema public or a large object"
     )
