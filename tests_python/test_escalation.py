@@ -200,3 +200,35 @@ def test_the_reporter_creates_nothing_and_connects_only_to_its_database(planted)
     # the session's own database is one (PUBLIC may connect to it), the two with roles are not
     assert sum(line.startswith(f"warning: database {planted_source(admin)} ") for line in lines) == 1
     assert not [line for line in lines if admin.database in line.split()[2:3] or other.database in line.split()[2:3]]
+
+
+def test_the_producer_refuses_prediction_tables_another_role_planted(warehouse: wh.Warehouse):
+    """Before the producer's first run, a role that may create in the dataset schema (the
+    transformer loads the seeds there) plants `predictions` with a trigger calling its code:
+    the producer, a superuser, refuses to write into a table it does not own."""
+    empty = warehouse.with_database(f"{warehouse.database}_planted_tables")
+    planter = f"ml_eval_planter_{os.getpid()}"
+    wh.ensure_database(empty, fresh=True)
+    try:
+        with empty.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("create role {} login").format(sql.Identifier(planter)))
+            conn.execute("create schema dataset")
+            conn.execute(sql.SQL("grant usage, create on schema dataset to {}").format(sql.Identifier(planter)))
+        with as_role(empty, planter).connect(autocommit=True) as conn:
+            conn.execute("create table dataset.predictions (prediction_id integer primary key)")
+            conn.execute(
+                "create function dataset.planted() returns trigger language plpgsql as"
+                " $$ begin raise exception 'planted code ran as %', current_user; end $$"
+            )
+            conn.execute(
+                "create trigger planted before insert on dataset.predictions"
+                " for each row execute function dataset.planted()"
+            )
+        with empty.connect() as conn, pytest.raises(UserError) as refused:
+            pred.ensure_tables(conn, "dataset")
+        assert str(refused.value).splitlines() == [str(refused.value)]
+        assert f"table dataset.predictions is owned by {planter}, not by {empty.user}" in str(refused.value)
+    finally:
+        drop_database(empty)
+        with warehouse.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(planter)))

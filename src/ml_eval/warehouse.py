@@ -44,7 +44,8 @@ class Warehouse:
     embedded: bool = False
 
     def conninfo(self, database: str | None = None, options: str = "") -> str:
-        """libpq's connection string; `options` (e.g. "-cwork_mem=64MB") come after SAFE_OPTIONS."""
+        """libpq's connection string; `options` (e.g. "-cwork_mem=64MB") come before SAFE_OPTIONS,
+        which come last so that no caller's option can replace the safe search path."""
         return psycopg.conninfo.make_conninfo(
             host=self.host,
             port=self.port,
@@ -52,7 +53,7 @@ class Warehouse:
             password=self.password or None,
             dbname=database or self.database,
             connect_timeout=10,
-            options=f"{SAFE_OPTIONS} {options}".strip(),
+            options=f"{options} {SAFE_OPTIONS}".strip(),
         )
 
     def connect(self, database: str | None = None, *, refuse_views: bool = False, **kwargs) -> psycopg.Connection:

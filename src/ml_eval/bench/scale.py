@@ -227,8 +227,8 @@ def _reserve_ids(conn: psycopg.Connection, count: int, schema: str) -> np.ndarra
     sequence = f'"{schema}".predictions'
     low, high, ids = conn.execute(
         "select min(v), max(v), case when max(v) - min(v) + 1 <> count(*) then array_agg(v order by v) end"
-        " from (select nextval(pg_get_serial_sequence(%s, 'prediction_id')) as v"
-        " from generate_series(1, %s)) as reserved",
+        " from (select pg_catalog.nextval(pg_catalog.pg_get_serial_sequence(%s, 'prediction_id')) as v"
+        " from pg_catalog.generate_series(1, %s)) as reserved",
         (sequence, count),
     ).fetchone()
     if ids is not None:  # another writer took ids in between: ours are not one block

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
+from ml_eval.errors import UserError
+
 DDL = """
 create schema if not exists {schema};
 create table if not exists {schema}.predictions (
@@ -38,11 +40,33 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
     """Create the prediction tables if they are missing (idempotent).
 
     When both exist nothing is run: their DDL needs their owner (the producer), and the
-    role dbt runs as (`ml-eval roles`: ml_eval_transformer) may only read them."""
+    role dbt runs as (`ml-eval roles`: ml_eval_transformer) may only read them. A table of
+    that name the connecting role does not own, or one with a trigger, is refused: another
+    role that can create in the dataset schema (the transformer loads the seeds there) could
+    otherwise plant one whose trigger, default or check runs its code as the producer."""
     name = schema
+    _refuse_foreign_tables(conn, schema)
     tables = [sql.Identifier(name, table).as_string(conn) for table in ("predictions", "prediction_scores")]
     if not conn.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null", tables).fetchone()[0]:
         conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
+
+
+def _refuse_foreign_tables(conn: psycopg.Connection, schema: str) -> None:
+    rows = conn.execute(
+        "select c.relname, pg_catalog.pg_get_userbyid(c.relowner), current_user,"
+        " exists (select from pg_catalog.pg_trigger as t where t.tgrelid = c.oid and not t.tgisinternal)"
+        " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = any(%s) order by c.relname",
+        (schema, ["predictions", "prediction_scores"]),
+    ).fetchall()
+    for table, owner, user, has_trigger in rows:
+        if owner != user:
+            raise UserError(
+                f"table {schema}.{table} is owned by {owner}, not by {user}, who writes the predictions:"
+                f" the producer writes only into its own tables (an administrator may change its owner to {user})"
+            )
+        if has_trigger:
+            raise UserError(f"table {schema}.{table} has a trigger: the producer writes into no table with one")
 
 
 def write_batch(
