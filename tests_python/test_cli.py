@@ -130,3 +130,5 @@ def test_a_root_project_sets_the_packages_vars_as_dbt_resolves_them(tmp_path: Pa
     assert config.mlflow_schema == project_vars(PROJECT_DIR)["mlflow_schema"]  # the package's default
     overridden = Config.resolve({"ML_EVAL_PUBLISHED_SCHEMA": "from_env"}, project_dir=root)
     assert overridden.dbt_vars()["published_schema"] == "from_env"
+    assert config.package_dir == root / "dbt_packages" / "ml_eval"  # its seeds, for `roles` and `seeds`
+    assert Config.resolve({}, project_dir=PROJECT_DIR).package_dir == PROJECT_DIR

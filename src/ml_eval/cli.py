@@ -165,7 +165,7 @@ def cmd_exec(args: argparse.Namespace, config: Config) -> int:
 def cmd_seeds(args: argparse.Namespace, config: Config) -> None:
     from ml_eval.producer.wine import write_seeds
 
-    for path in write_seeds(Path(args.directory) if args.directory else config.project_dir / "seeds" / "dataset"):
+    for path in write_seeds(Path(args.directory) if args.directory else config.package_dir / "seeds" / "dataset"):
         print(f"wrote {path}")
 
 

@@ -173,6 +173,13 @@ class Config:
             raise UserError(f"dbt var {name} is not declared in {self.project_dir / 'dbt_project.yml'}")
         return self.vars[name]
 
+    @property
+    def package_dir(self) -> Path:
+        """The ml_eval dbt project's own files: the project, or the package a root project installed."""
+        installed = self.project_dir / "dbt_packages" / PACKAGE_NAME
+        own = _yaml(self.project_dir / "dbt_project.yml").get("name") == PACKAGE_NAME
+        return self.project_dir if own or not installed.is_dir() else installed
+
     # where the tool keeps its local state, inside the project (git-ignored)
     @property
     def local_dir(self) -> Path:

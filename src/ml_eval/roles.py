@@ -167,7 +167,7 @@ def create_roles(
                 with conn.transaction():
                     _database_grants(conn, admin.database, names, producer, report)
                     _mlflow_grants(conn, mlflow_schema, names, producer, report)
-                    _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.project_dir), report)
+                    _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.package_dir), report)
                     _dbt_schemas(conn, published_schema, names, report)
                 _other_databases(conn, report)
                 return report
