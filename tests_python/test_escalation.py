@@ -167,6 +167,22 @@ def test_what_the_transformer_planted_never_runs_as_the_administrator(planted):
     assert _log(admin) == []
 
 
+def test_a_whole_training_run_as_the_administrator_runs_nothing_planted(planted):
+    """`ml-eval train`'s own path, end to end, as the superuser: read the seeds, fit, write the
+    predictions (COPY), log to MLflow and register the model, in the planted database."""
+    admin, _, _, _ = planted
+    baseline = [candidate for candidate in train.default_candidates() if candidate.family == "baseline"][:1]
+    settings = train.Settings.from_config(CONFIG, experiment="escalation", registered_model="escalation")
+    result = train.train(admin, settings, baseline, report=lambda line: None)
+    assert len(result.runs) == 1
+    with admin.connect() as conn:
+        written = conn.execute(
+            "select count(*) from dataset.predictions where run_uuid = %s", (result.runs[0].run_id,)
+        ).fetchone()[0]
+    assert written > 0  # it really wrote, through the tables the transformer planted beside
+    assert _log(admin) == []
+
+
 def test_a_seed_or_mart_swapped_for_a_view_is_refused_by_its_readers(planted):
     admin, _, _, _ = planted
     with as_role(admin, NAMES.transformer).connect(autocommit=True) as conn:
