@@ -203,6 +203,74 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
 
 
 @command(
+    "load-dataset",
+    "register a classification dataset (CSV or Parquet) in the Dataset Database",
+    arg("name", help="the dataset's name (datasets.name)"),
+    arg("file", help="a .csv or .parquet file: a key column, a target column, feature columns"),
+    arg("--key", default="sample_key", help="the column of the samples' keys (default: sample_key)"),
+    arg("--target", default="target", help="the column of the labels (default: target)"),
+    arg("--features", help="comma-separated feature columns (default: every other column)"),
+    arg("--replace", action="store_true", help="replace the dataset if it is registered with other content"),
+)
+def cmd_load_dataset(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval import datasets
+
+    features = [c for c in args.features.split(",") if c] if args.features is not None else None
+    table = datasets.read_table(args.file, text_columns=(args.key, args.target))
+    warehouse = _warehouse(args, config)
+    with preflight.exclusive(warehouse, "load-dataset"), warehouse.connect() as conn:
+        datasets.ensure_tables(conn, config.dataset_schema)
+        result = datasets.load_dataset(
+            conn,
+            config.dataset_schema,
+            args.name,
+            table,
+            key_column=args.key,
+            target_column=args.target,
+            feature_columns=features,
+            replace=args.replace,
+        )
+    labels = ", ".join(f"{label}={number}" for label, number in sorted(result.classes.items(), key=lambda i: i[1]))
+    print(
+        f"dataset {result.name!r} (id {result.dataset_id}): {result.status}, {result.n_samples} samples,"
+        f" {len(result.classes)} classes ({labels})"
+    )
+
+
+@command(
+    "load-predictions",
+    "store an MLflow run's predictions (CSV or Parquet) on a registered dataset",
+    arg("file", help="a .csv or .parquet file: sample_key, predicted, optionally proba_<label> per class"),
+    arg("--run-id", required=True, help="the MLflow run that made the predictions"),
+    arg("--dataset", required=True, help="the registered dataset they are predictions of"),
+    arg("--replace", action="store_true", help="swap the run's predictions for these, atomically"),
+)
+def cmd_load_predictions(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval import loader
+
+    keys, predicted, matrix, labels = loader.read_predictions_file(args.file)
+    warehouse = _warehouse(args, config)
+    with preflight.exclusive(warehouse, "load-predictions"), warehouse.connect() as conn:
+        loaded = loader.load_predictions(
+            conn,
+            dataset_schema=config.dataset_schema,
+            mlflow_schema=config.mlflow_schema,
+            run_uuid=args.run_id,
+            dataset=args.dataset,
+            sample_keys=keys,
+            predicted=predicted,
+            probabilities=matrix,
+            labels=labels,
+            replace=args.replace,
+            tolerance=float(config.var("probability_tolerance")),
+            where=args.file,
+        )
+    swapped = f", replacing {loaded.n_replaced}" if loaded.n_replaced else ""
+    scored = " with probabilities" if loaded.scored else ""
+    print(f"run {loaded.run_uuid}: {loaded.n_predictions} predictions{scored} on {loaded.dataset!r}{swapped}")
+
+
+@command(
     "demo",
     "the main job: load the seeds, train, build, test, document (README command 1)",
     FRESH,

@@ -12,6 +12,7 @@ dbt as `--vars`, so dbt and Python always agree.
 | database | `--database` | `PGDATABASE` | `ml_eval` |
 | mlflow_schema | | `ML_EVAL_MLFLOW_SCHEMA` | var `mlflow_schema` |
 | dataset_schema | | `ML_EVAL_DATASET_SCHEMA` | var `dataset_schema` |
+| seed_schema | | `ML_EVAL_SEED_SCHEMA` | var `seed_schema` |
 | published_schema | | `ML_EVAL_PUBLISHED_SCHEMA` | var `published_schema` |
 | experiment | `--experiment` | `ML_EVAL_EXPERIMENT` | `wine-classification` |
 | registered_model | `--registered-model` | `ML_EVAL_REGISTERED_MODEL` | `wine-classifier` |
@@ -67,6 +68,7 @@ def check_name(kind: str, name: str, where: str) -> str:
 DBT_VARS = {
     "mlflow_schema": "ML_EVAL_MLFLOW_SCHEMA",
     "dataset_schema": "ML_EVAL_DATASET_SCHEMA",
+    "seed_schema": "ML_EVAL_SEED_SCHEMA",
     "published_schema": "ML_EVAL_PUBLISHED_SCHEMA",
 }
 
@@ -124,6 +126,7 @@ class Config:
     database: str
     mlflow_schema: str
     dataset_schema: str
+    seed_schema: str
     published_schema: str
     experiment: str = DEFAULT_EXPERIMENT
     registered_model: str = DEFAULT_REGISTERED_MODEL

@@ -31,7 +31,7 @@ from ml_eval.warehouse import Warehouse
 
 # the tables the producer (`ml-eval train`) creates in the dataset schema, read by dbt as sources;
 # datasets, samples and targets are seeds, which `dbt build` loads itself
-PRODUCER_TABLES = ("predictions", "prediction_scores")
+PRODUCER_TABLES = ("datasets", "samples", "targets", "classes", "run_datasets", "predictions", "prediction_scores")
 LOCK_NAME = "ml-eval: one build, demo or train per database"
 # pg_advisory_lock's bigint key, derived from the fixed name above
 LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
@@ -118,7 +118,7 @@ def require_sources(warehouse: Warehouse, config: Config, *, warn_error: bool) -
         if missing:
             state = "" if _schema_exists(conn, dataset) else f" (schema {dataset} does not exist)"
             raise UserError(
-                f"the prediction tables {', '.join(f'{dataset}.{table}' for table in missing)} are missing in"
+                f"the Dataset Database tables {', '.join(f'{dataset}.{table}' for table in missing)} are missing in"
                 f" database {database}{state}: {TO_CREATE}, or set ML_EVAL_DATASET_SCHEMA to the schema they are in"
             )
         problem = untested_revision(conn, config)

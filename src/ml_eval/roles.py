@@ -6,8 +6,8 @@ Three roles (cluster-wide in PostgreSQL, so created once and granted per databas
   and later (default privileges of the role that owns MLflow's tables, the producer's);
 - `ml_eval_transformer` (LOGIN), the role dbt runs as: member of the reader; owns the schemas
   dbt builds in (staging, intermediate, marts, audit, published: created here, by the
-  administrator) and the seed tables it loads in the dataset schema, reads the producer's
-  prediction tables. It may create no schema (no CREATE on the database), nothing in `public`
+  administrator), loads the seeds into the seed schema, reads the producer's Dataset Database
+  tables. It may create no schema (no CREATE on the database), nothing in `public`
   or MLflow's schema, and owns nothing of MLflow's or the producer's, so it cannot insert,
   update, delete, truncate, alter or drop their tables;
 - `ml_eval_reporter` (LOGIN), the consumers' role: CONNECT on the database, usage on
@@ -72,7 +72,7 @@ class RoleNames:
 
 
 def seed_tables(project_dir: Path) -> list[str]:
-    """The seed tables dbt loads into the dataset schema (one per CSV under seeds/)."""
+    """The seed tables dbt loads into the seed schema (one per CSV under seeds/)."""
     return sorted(path.stem for path in (project_dir / "seeds").rglob("*.csv"))
 
 
@@ -167,7 +167,8 @@ def create_roles(
                 with conn.transaction():
                     _database_grants(conn, admin.database, names, producer, report)
                     _mlflow_grants(conn, mlflow_schema, names, producer, report)
-                    _dataset_grants(conn, dataset_schema, names, producer, seed_tables(config.package_dir), report)
+                    seeds = seed_tables(config.package_dir)
+                    _dataset_grants(conn, dataset_schema, config.seed_schema, names, producer, seeds, report)
                     _dbt_schemas(conn, published_schema, names, report)
                 _other_databases(conn, report)
                 return report
@@ -290,36 +291,47 @@ def _mlflow_grants(conn: psycopg.Connection, schema: str, names: RoleNames, prod
 
 
 def _dataset_grants(
-    conn: psycopg.Connection, schema: str, names: RoleNames, producer: str, seeds: list[str], report: list[str]
+    conn: psycopg.Connection,
+    schema: str,
+    seed_schema: str,
+    names: RoleNames,
+    producer: str,
+    seeds: list[str],
+    report: list[str],
 ) -> None:
+    """The Dataset Database's schema is the producer's, which the transformer reads; the seeds'
+    schema is the transformer's (it loads them), which the producer reads to register them."""
     transformer = _ident(names.transformer)
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
-    conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(_ident(schema), transformer))
+    conn.execute(sql.SQL("create schema if not exists {}").format(_ident(seed_schema)))
+    conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), transformer))
     conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(_ident(schema), transformer))
+    conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(_ident(seed_schema), transformer))
     if producer != names.transformer:
+        conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(_ident(schema), _ident(producer)))
         conn.execute(
             sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
                 _ident(producer), _ident(schema), transformer
             )
         )
-        # the producer trains on the seeds the transformer loads
+        # the producer registers the seeds the transformer loads
         conn.execute(
             sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
-                transformer, _ident(schema), _ident(producer)
+                transformer, _ident(seed_schema), _ident(producer)
             )
         )
-        conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), _ident(producer)))
-    moved = _hand_over(conn, schema, names.transformer, seeds)
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(seed_schema), _ident(producer)))
+    moved = _hand_over(conn, seed_schema, names.transformer, seeds)
     if producer != names.transformer:
         for table in seeds:
             if conn.execute(
-                "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
+                "select 1 from pg_tables where schemaname = %s and tablename = %s", (seed_schema, table)
             ).fetchone():
-                conn.execute(sql.SQL("grant select on {} to {}").format(_ident(schema, table), _ident(producer)))
+                conn.execute(sql.SQL("grant select on {} to {}").format(_ident(seed_schema, table), _ident(producer)))
     report.append(
-        f"schema {schema}: {names.transformer} loads the seeds ({', '.join(seeds)}"
+        f"schema {seed_schema}: {names.transformer} loads the seeds ({', '.join(seeds)}"
         + (f"; {moved} handed over" if moved else "")
-        + f") and reads {producer}'s prediction tables"
+        + f"); schema {schema}: {names.transformer} reads {producer}'s Dataset Database tables"
     )
 
 

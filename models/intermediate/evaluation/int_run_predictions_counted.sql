@@ -16,8 +16,14 @@ predictions as not materialized (
     select * from {{ ref('stg_dataset__predictions') }}
 ),
 
+samples as not materialized (
+    select * from {{ ref('stg_dataset__samples') }}
+),
+
 uncounted_runs as (
-    select runs.run_uuid
+    select
+        runs.run_uuid,
+        runs.dataset_id
     from runs
     where {{ run_is_new('runs.run_uuid') }}
 ),
@@ -25,13 +31,21 @@ uncounted_runs as (
 final as (
     select
         uncounted_runs.run_uuid,
-        run_predictions.n_predictions
+        run_predictions.n_predictions,
+        run_predictions.n_foreign_predictions
     from uncounted_runs
     -- a correlated count per run cannot be a CTE of the model: the rule does not apply
     cross join
         lateral (  -- noqa: ST05
-            select count(*) as n_predictions
+            select
+                count(*) as n_predictions,
+                -- a prediction of a sample of another dataset (or of none) than the run's
+                count(*) filter (
+                    where samples.dataset_id is distinct from uncounted_runs.dataset_id
+                ) as n_foreign_predictions
             from predictions
+            left join samples
+                on predictions.sample_index = samples.sample_index
             where predictions.run_uuid = uncounted_runs.run_uuid
         ) as run_predictions
     where run_predictions.n_predictions > 0

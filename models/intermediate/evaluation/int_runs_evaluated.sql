@@ -11,7 +11,8 @@ classified as (
 final as (
     select
         run_uuid,
-        experiment_id
+        experiment_id,
+        dataset_id
     from classified
     where is_evaluated
 )

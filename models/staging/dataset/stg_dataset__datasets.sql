@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ ref('datasets') }}
+    select * from {{ source('dataset', 'datasets') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ ref('samples') }}
+    select * from {{ source('dataset', 'samples') }}
 ),
 
 renamed as (
@@ -21,7 +21,9 @@ renamed as (
         "Color_intensity" as color_intensity,
         "Hue" as hue,
         "0D280_0D315_of_diluted_wines" as od280_od315_of_diluted_wines,
-        "Proline" as proline
+        "Proline" as proline,
+        sample_key,
+        features
     from source
 )
 

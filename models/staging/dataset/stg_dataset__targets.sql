@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ ref('targets') }}
+    select * from {{ source('dataset', 'targets') }}
 ),
 
 renamed as (

@@ -45,19 +45,22 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
     role that can create in the dataset schema (the transformer loads the seeds there) could
     otherwise plant one whose trigger, default or check runs its code as the producer."""
     name = schema
-    _refuse_foreign_tables(conn, schema)
+    refuse_foreign_tables(conn, schema)
     tables = [sql.Identifier(name, table).as_string(conn) for table in ("predictions", "prediction_scores")]
     if not conn.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null", tables).fetchone()[0]:
         conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
 
 
-def _refuse_foreign_tables(conn: psycopg.Connection, schema: str) -> None:
+def refuse_foreign_tables(
+    conn: psycopg.Connection, schema: str, tables: Sequence[str] = ("predictions", "prediction_scores")
+) -> None:
+    """Refuse tables named `tables` in `schema` that the connecting role does not own, or with a trigger."""
     rows = conn.execute(
         "select c.relname, pg_catalog.pg_get_userbyid(c.relowner), current_user,"
         " exists (select from pg_catalog.pg_trigger as t where t.tgrelid = c.oid and not t.tgisinternal)"
         " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " where n.nspname = %s and c.relname = any(%s) order by c.relname",
-        (schema, ["predictions", "prediction_scores"]),
+        (schema, list(tables)),
     ).fetchall()
     for table, owner, user, has_trigger in rows:
         if owner != user:
@@ -78,15 +81,23 @@ def write_batch(
     classes: Sequence[int],
     *,
     schema: str,
+    dataset_id: int | None = None,
 ) -> int:
     """Write one run's predictions (and class probabilities) with COPY; return the count.
 
-    The caller owns the transaction: nothing is visible until it commits, and a failure
-    before the commit leaves no row behind.
+    The low-level writer, by sample_index and documented integer class: `log_predictions`
+    (ml_eval.log_predictions, `ml-eval load-predictions`) is the checked way in. The run's
+    dataset (run_datasets) is `dataset_id`, or else that of the samples when they are all of
+    one registered dataset. The caller owns the transaction: nothing is visible until it
+    commits, and a failure before the commit leaves no row behind.
     """
     if len(sample_indexes) != len(predicted):
         raise ValueError("sample_indexes and predicted differ in length")
     name = sql.Identifier(schema)
+    if dataset_id is None:
+        dataset_id = _dataset_of_samples(conn, schema, sample_indexes)
+    if dataset_id is not None:
+        declare_dataset(conn, schema, run_uuid, dataset_id)
     with conn.cursor() as cur:
         # ids come from the table's own identity sequence, so concurrent writers never clash;
         # the functions are qualified, so no overload another role planted can match better
@@ -117,3 +128,31 @@ def write_batch(
                     for label, probability in zip(classes, row, strict=True):
                         copy.write_row((prediction_id, int(label), float(probability)))
     return len(predicted)
+
+
+def declare_dataset(conn: psycopg.Connection, schema: str, run_uuid: str, dataset_id: int) -> None:
+    """Record the dataset `run_uuid` is evaluated on (run_datasets); refuse another one."""
+    table = sql.Identifier(schema, "run_datasets")
+    conn.execute(
+        sql.SQL("insert into {} (run_uuid, dataset_id) values (%s, %s) on conflict (run_uuid) do nothing").format(
+            table
+        ),
+        (run_uuid, dataset_id),
+    )
+    held = conn.execute(sql.SQL("select dataset_id from {} where run_uuid = %s").format(table), (run_uuid,))
+    if held.fetchone()[0] != dataset_id:
+        raise UserError(f"run {run_uuid} is evaluated on another dataset: its predictions are refused")
+
+
+def _dataset_of_samples(conn: psycopg.Connection, schema: str, sample_indexes: Sequence[int]) -> int | None:
+    if conn.execute("select to_regclass(%s)", (f'"{schema}".run_datasets',)).fetchone()[0] is None:
+        return None
+    found = conn.execute(
+        sql.SQL("select distinct dataset_id from {} where sample_index = any(%s)").format(
+            sql.Identifier(schema, "samples")
+        ),
+        ([int(i) for i in sample_indexes],),
+    ).fetchall()
+    if len(found) > 1:
+        raise UserError("the predictions' samples belong to more than one dataset: a run is evaluated on one")
+    return found[0][0] if found else None

@@ -1,7 +1,7 @@
 """`ml-eval train`: fit the candidate models on the seeded data, track them in MLflow, store predictions.
 
-1. Read `samples` joined to `targets` (on sample_index) from the dataset schema
-   (`Config.dataset_schema`, default `dataset`) and validate them before anything is
+1. Read the seeds' `samples` joined to `targets` (on sample_index) from the seed schema
+   (`Config.seed_schema`, default `wine`) and validate them before anything is
    written: a missing or empty table, samples without a target, a single class, NULL
    values or an impossible split stop with one line (`UserError`), leaving no MLflow run
    and no prediction behind.
@@ -35,6 +35,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from ml_eval import datasets as datasets_db
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions
@@ -67,6 +68,7 @@ class Settings:
     git_commit_tag: str
     artifacts_dir: Path
     project_dir: Path
+    seed_schema: str = "wine"
     test_size: float = TEST_SIZE
     random_state: int = RANDOM_STATE
 
@@ -74,6 +76,7 @@ class Settings:
     def from_config(cls, config: Config, **overrides) -> Settings:
         values = {
             "dataset_schema": config.dataset_schema,
+            "seed_schema": config.seed_schema,
             "mlflow_schema": config.mlflow_schema,
             "experiment": config.experiment,
             "registered_model": config.registered_model,
@@ -344,6 +347,8 @@ class _Session:
     datasets: dict[str, object]  # context -> mlflow dataset
     tags: dict[str, str]
     pip_requirements: list[str]
+    dataset_id: int = 0  # the registered dataset (datasets.register_seeds)
+    sample_indexes: list[int] = field(default_factory=list)  # the test split's, in the Dataset Database
 
 
 def _split_params(settings: Settings, split: Split) -> dict[str, object]:
@@ -441,11 +446,12 @@ def _run(candidate: Candidate, session: _Session) -> RunResult:
             predictions.write_batch(
                 session.conn,
                 run_id,
-                split.x_test.index.tolist(),
+                session.sample_indexes,
                 evaluation.predicted,
                 evaluation.probabilities,
                 session.labels,
                 schema=settings.dataset_schema,
+                dataset_id=session.dataset_id,
             )
             for context, dataset in session.datasets.items():
                 mlflow.log_input(dataset, context=context)
@@ -482,7 +488,7 @@ def train(
     if not candidates:
         raise UserError("no candidate models to train")
     with warehouse.connect(autocommit=True, refuse_views=True) as conn:
-        dataset = read_dataset(conn, settings.dataset_schema)
+        dataset = read_dataset(conn, settings.seed_schema)
         split = make_split(dataset, settings.test_size, settings.random_state)
         log.info(
             "read %d samples, %d features, classes %s", len(dataset.classes), dataset.features.shape[1], dataset.labels
@@ -495,8 +501,18 @@ def train(
         import mlflow
 
         uri = tracking.tracking_uri(warehouse, settings.mlflow_schema)
-        with conn.transaction():
-            predictions.ensure_tables(conn, settings.dataset_schema)
+        with conn.transaction():  # the seeds are registered in the Dataset Database like any dataset
+            datasets_db.ensure_tables(conn, settings.dataset_schema)
+            registered = datasets_db.register_seeds(conn, settings.seed_schema, settings.dataset_schema)
+            documented_index = dict(
+                conn.execute(
+                    sql.SQL("select sample_key, sample_index from {} where dataset_id = %s").format(
+                        sql.Identifier(settings.dataset_schema, "samples")
+                    ),
+                    (registered.dataset_id,),
+                ).fetchall()
+            )
+        log.info("dataset %r (id %d): %s", registered.name, registered.dataset_id, registered.status)
         mlflow.set_tracking_uri(uri)  # the fluent API (start_run, log_model) reads these
         mlflow.set_registry_uri(uri)
         with tracking.mlflow_quietly():
@@ -523,6 +539,8 @@ def train(
             experiment_id=experiment_id,
             split=split,
             labels=dataset.labels,
+            dataset_id=registered.dataset_id,
+            sample_indexes=[documented_index[str(i)] for i in split.x_test.index.tolist()],
             datasets=datasets,
             tags={settings.git_commit_tag: commit} if commit else {},
             pip_requirements=_pip_requirements(),
