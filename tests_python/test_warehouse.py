@@ -26,7 +26,10 @@ def test_embedded_postgresql_starts_when_pghost_is_unset():
 def test_env_command_prints_variables_that_connect():
     done = run_ml_eval("env")
     exported = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines())
-    assert set(exported) == {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}
+    assert set(exported) == {
+        *("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"),
+        *("MLFLOW_TRACKING_URI", "ML_EVAL_PROJECT_DIR"),
+    }
     values = {k: v.strip("'") for k, v in exported.items()}
     with psycopg.connect(
         host=values["PGHOST"], port=values["PGPORT"], user=values["PGUSER"], dbname=values["PGDATABASE"]

@@ -134,9 +134,20 @@ def _train(warehouse: wh.Warehouse, config: Config) -> None:
 # --- the commands ---------------------------------------------------------------------------
 
 
-@command("env", "print the PG* variables of the warehouse (starts the embedded one)")
+@command(
+    "env",
+    "print the PG* variables of the warehouse, MLflow's tracking URI and the project (starts the embedded one)",
+)
 def cmd_env(args: argparse.Namespace, config: Config) -> None:
-    for key, value in _warehouse(args, config).env().items():
+    """For `eval "$(ml-eval env)"`: then dbt, MLflow (MLFLOW_TRACKING_URI) and a training script's
+    `ml_eval.log_predictions` all reach the same warehouse and project."""
+    warehouse = _warehouse(args, config)
+    values = {
+        **warehouse.env(),
+        "MLFLOW_TRACKING_URI": warehouse.sqlalchemy_url(config.mlflow_schema),
+        "ML_EVAL_PROJECT_DIR": str(config.project_dir),
+    }
+    for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 
 

@@ -24,6 +24,7 @@ actual_totals as (
     select
         run_uuid,
         actual_class as class_label,
+        max(actual_class_name) as class_name,
         cast(sum(n) as bigint) as support,
         cast(sum(n) filter (where actual_class = predicted_class) as bigint) as tp
     from confusion
@@ -43,6 +44,7 @@ counts as (
     select
         actual_totals.run_uuid,
         actual_totals.class_label,
+        actual_totals.class_name,
         actual_totals.support,
         actual_totals.tp,
         predicted_totals.n_predicted - actual_totals.tp as fp,
@@ -64,6 +66,7 @@ final as (
     select
         run_uuid,
         class_label,
+        class_name,
         support,
         tp,
         fp,

@@ -20,6 +20,10 @@ runs as (
     select * from {{ ref('int_runs_evaluated') }}
 ),
 
+classes as (
+    select * from {{ ref('stg_dataset__classes') }}
+),
+
 -- the least work any evaluation does: one count per cell over predictions and targets
 cell_counts as (
     select
@@ -62,13 +66,25 @@ final as (
         grid.run_uuid,
         grid.actual_class,
         grid.predicted_class,
-        coalesce(cell_counts.n, 0) as n
+        coalesce(cell_counts.n, 0) as n,
+        actual_names.label_name as actual_class_name,
+        predicted_names.label_name as predicted_class_name
     from grid
+    inner join runs
+        on grid.run_uuid = runs.run_uuid
     left join cell_counts
         on
             grid.run_uuid = cell_counts.run_uuid
             and grid.actual_class = cell_counts.actual_class
             and grid.predicted_class = cell_counts.predicted_class
+    left join classes as actual_names
+        on
+            runs.dataset_id = actual_names.dataset_id
+            and grid.actual_class = actual_names.class_label
+    left join classes as predicted_names
+        on
+            runs.dataset_id = predicted_names.dataset_id
+            and grid.predicted_class = predicted_names.class_label
 )
 
 select * from final

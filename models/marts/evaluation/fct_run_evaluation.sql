@@ -25,6 +25,10 @@ experiments as (
     select * from {{ ref('stg_mlflow__experiments') }}
 ),
 
+datasets as (
+    select * from {{ ref('stg_dataset__datasets') }}
+),
+
 run_tags as (
     select * from {{ ref('stg_mlflow__run_tags') }}
 ),
@@ -124,15 +128,19 @@ metrics as (
     select
         runs.run_uuid,
         experiments.experiment_name,
+        datasets.dataset_name,
         run_details.run_name,
         family_tags.model_family,
         run_details.started_at,
         run_details.ended_at,
         class_summary.n_predictions,
         -- a run's evaluation set: the most predictions any evaluated run of its experiment has
-        max(class_summary.n_predictions) over (partition by runs.experiment_id) as n_evaluation_samples,
+        -- on the same dataset
+        max(class_summary.n_predictions)
+            over (partition by runs.experiment_id, runs.dataset_id)
+            as n_evaluation_samples,
         cast(class_summary.n_predictions as {{ dbt.type_float() }})
-        / max(class_summary.n_predictions) over (partition by runs.experiment_id) as coverage,
+        / max(class_summary.n_predictions) over (partition by runs.experiment_id, runs.dataset_id) as coverage,
         class_summary.n_classes,
         cast(class_summary.n_correct as {{ dbt.type_float() }})
         / class_summary.n_predictions as accuracy,
@@ -186,6 +194,8 @@ metrics as (
         on runs.run_uuid = run_details.run_uuid
     left join experiments
         on runs.experiment_id = experiments.experiment_id
+    left join datasets
+        on runs.dataset_id = datasets.dataset_id
     left join family_tags
         on runs.run_uuid = family_tags.run_uuid
     inner join class_summary
