@@ -72,10 +72,10 @@ test: setup-browser lint  ## command 2: every check: lint, the main job with dbt
 
 # Every linter runs, then the target fails if any of them did (one run shows everything to fix).
 # `ruff format --check` names each file it would change (`ruff format --diff` shows how).
-lint: install  ## ruff check and ruff format --check over src/ and tests_python/, sqlfluff with the dbt templater
+lint: install  ## ruff check and ruff format --check over src/, tests_python/ and examples/, sqlfluff with the dbt templater
 	@status=0; \
-	echo "ruff check src tests_python"; $(BIN)/ruff check src tests_python || status=1; \
-	echo "ruff format --check src tests_python"; $(BIN)/ruff format --check --output-format concise src tests_python || status=1; \
+	echo "ruff check src tests_python examples"; $(BIN)/ruff check src tests_python examples || status=1; \
+	echo "ruff format --check src tests_python examples"; $(BIN)/ruff format --check --output-format concise src tests_python examples || status=1; \
 	echo "$(ML_EVAL) lint"; $(ML_EVAL) lint || status=1; \
 	exit $$status
 

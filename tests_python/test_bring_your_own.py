@@ -23,8 +23,10 @@ from psycopg import sql
 from sklearn import metrics as m
 
 from conftest import CONFIG, PROJECT_DIR, clone_database, drop_database, run_ml_eval
+from ml_eval import cli
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
+from ml_eval.errors import UserError
 from ml_eval.producer import predictions as pred
 
 COUNTED = ("datasets", "samples", "targets", "classes", "run_datasets", "predictions", "prediction_scores")
@@ -68,6 +70,8 @@ def byo(built: wh.Warehouse, tmp_path_factory):
         timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
+    _load_breast_cancer(copy, work)
+    run_dbt(["build"], copy)
     yield copy, work
     drop_database(copy)
 
@@ -89,13 +93,16 @@ def _counts(database: wh.Warehouse) -> dict[str, int]:
         }
 
 
-def _refused(database: wh.Warehouse, *args: str) -> str:
+def _refused(database: wh.Warehouse, capsys, *args: str) -> str:
+    """Run the command line in this process (as `ml-eval` would): exit 2, one line, nothing written."""
     before = _counts(database)
-    done = run_ml_eval(*args, env=_env(database), check=False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.count("\n") == 1, done.stderr
+    os.environ.update(_env(database))
+    capsys.readouterr()
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
     assert _counts(database) == before
-    return done.stderr.strip().removeprefix("ml-eval: error: ")
+    return err.strip().removeprefix("ml-eval: error: ")
 
 
 def _sklearn_metrics(y_true, y_pred, proba=None, labels=None) -> dict[str, float]:
@@ -156,7 +163,6 @@ def _assert_equal_to_sklearn(database: wh.Warehouse, run_uuid: str, labels: list
 
 def test_iris_runs_from_a_training_script_are_evaluated_like_scikit_learn(byo):
     database, _ = byo
-    run_dbt(["build"], database)
     with database.connect() as conn:
         runs = conn.execute(
             "select r.run_uuid, r.name from mlflow.runs as r join mlflow.experiments as e using (experiment_id)"
@@ -209,26 +215,18 @@ def _breast_cancer(work) -> tuple[str, pd.DataFrame]:
     return str(path), frame
 
 
-def test_a_binary_dataset_and_predictions_from_files(byo):
-    database, work = byo
+def _load_breast_cancer(database: wh.Warehouse, work) -> None:
+    """Binary labels 0/1 under other column names, from Parquet; predictions from a CSV file."""
     path, frame = _breast_cancer(work)
     env = _env(database)
     done = run_ml_eval("load-dataset", "breast cancer", path, "--key", "patient", "--target", "diagnosis", env=env)
     assert "loaded, 569 samples, 2 classes (0=0, 1=1)" in done.stdout
-    again = run_ml_eval("load-dataset", "breast cancer", path, "--key", "patient", "--target", "diagnosis", env=env)
-    assert "unchanged, 569 samples" in again.stdout
-
     rng = np.random.default_rng(7)
     test = frame.sample(120, random_state=3)
     p1 = np.clip(test["diagnosis"].to_numpy() * 0.7 + rng.uniform(0, 0.3, len(test)), 0, 1)
     p1[:4] = 0.5  # ties
     predictions = pd.DataFrame(
-        {
-            "sample_key": test["patient"],
-            "predicted": (p1 >= 0.5).astype(int),
-            "proba_0": 1 - p1,
-            "proba_1": p1,
-        }
+        {"sample_key": test["patient"], "predicted": (p1 >= 0.5).astype(int), "proba_0": 1 - p1, "proba_1": p1}
     )
     csv = work / "bc_predictions.csv"
     predictions.to_csv(csv, index=False)
@@ -240,8 +238,23 @@ def test_a_binary_dataset_and_predictions_from_files(byo):
     loaded = run_ml_eval("load-predictions", "--run-id", run, "--dataset", "breast cancer", str(csv), env=env)
     assert f"run {run}: 120 predictions with probabilities on 'breast cancer'" in loaded.stdout
     client.set_terminated(run, "FINISHED")
-    run_dbt(["build"], database)
+
+
+def test_a_binary_dataset_loaded_from_parquet_is_evaluated_like_scikit_learn(byo, capsys):
+    database, work = byo
+    with database.connect() as conn:
+        run = conn.execute(
+            "select r.run_uuid from mlflow.runs as r join mlflow.experiments as e using (experiment_id)"
+            " where e.name = 'breast-cancer'"
+        ).fetchone()[0]
     _assert_equal_to_sklearn(database, run, [0, 1])
+    before = _counts(database)
+    os.environ.update(_env(database))
+    path = str(work / "breast_cancer.parquet")
+    capsys.readouterr()
+    assert cli.main(["load-dataset", "breast cancer", path, "--key", "patient", "--target", "diagnosis"]) == 0
+    assert "unchanged, 569 samples" in capsys.readouterr().out
+    assert _counts(database) == before
 
 
 def _iris_run(database: wh.Warehouse) -> str:
@@ -258,11 +271,13 @@ def _write(work, name: str, rows: list[dict]) -> str:
     return str(path)
 
 
-def test_predictions_on_another_dataset_are_refused_with_one_line(byo):
+def test_predictions_on_another_dataset_are_refused_with_one_line(byo, capsys):
     database, work = byo
     run = _iris_run(database)
     path = _write(work, "wine_keys.csv", [{"sample_key": "0", "predicted": "1"}])
-    message = _refused(database, "load-predictions", "--run-id", run, "--dataset", "UCI Wine", path, "--replace")
+    message = _refused(
+        database, capsys, "load-predictions", "--run-id", run, "--dataset", "UCI Wine", path, "--replace"
+    )
     assert message == (
         f"run {run} is evaluated on dataset 'iris', not 'UCI Wine': a run's predictions are all on one dataset"
     )
@@ -280,8 +295,9 @@ def test_rows_of_another_dataset_written_by_other_means_fail_the_build(byo):
                 " prediction_id = (select min(prediction_id) from dataset.predictions where run_uuid = %s)",
                 (run, run),
             )
-        with pytest.raises(Exception) as failure:
-            run_dbt(["build", "--full-refresh"], copy)
+        # the counts of the runs, and the test, again (a full refresh counts every run)
+        with pytest.raises(UserError) as failure:
+            run_dbt(["build", "--full-refresh", "--select", "int_run_predictions_counted+1"], copy)
         assert "assert_predictions_are_of_their_run_dataset" in str(failure.value)
     finally:
         drop_database(copy)
@@ -316,25 +332,26 @@ def test_rows_of_another_dataset_written_by_other_means_fail_the_build(byo):
     ],
     ids=["duplicate-key", "unknown-key", "unknown-label", "negative", "nan", "not-summing", "foreign-column"],
 )  # fmt: skip
-def test_bad_predictions_are_refused_with_one_line_and_nothing_written(byo, tmp_path, rows, expected):
+def test_bad_predictions_are_refused_with_one_line_and_nothing_written(byo, tmp_path, capsys, rows, expected):
     database, _ = byo
     url = database.sqlalchemy_url("mlflow")
     client = MlflowClient(url, url)
     run = client.create_run(client.get_experiment_by_name("iris").experiment_id, run_name="bad").info.run_id
     path = _write(tmp_path, "bad.csv", rows)
-    assert _refused(database, "load-predictions", "--run-id", run, "--dataset", "iris", path) == f"{path}: {expected}"
+    message = _refused(database, capsys, "load-predictions", "--run-id", run, "--dataset", "iris", path)
+    assert message == f"{path}: {expected}"
 
 
-def test_unknown_run_and_existing_predictions_are_refused(byo, tmp_path):
+def test_unknown_run_and_existing_predictions_are_refused(byo, tmp_path, capsys):
     database, _ = byo
     path = _write(tmp_path, "one.csv", [{"sample_key": "0", "predicted": "setosa"}])
     unknown = "0" * 32
-    message = _refused(database, "load-predictions", "--run-id", unknown, "--dataset", "iris", path)
+    message = _refused(database, capsys, "load-predictions", "--run-id", unknown, "--dataset", "iris", path)
     assert message == f"run {unknown} is not in MLflow's store (mlflow.runs)"
     run = _iris_run(database)
-    message = _refused(database, "load-predictions", "--run-id", run, "--dataset", "iris", path)
+    message = _refused(database, capsys, "load-predictions", "--run-id", run, "--dataset", "iris", path)
     assert message == f"run {run} already has 45 predictions: pass --replace to swap them for these"
-    message = _refused(database, "load-predictions", "--run-id", run, "--dataset", "roses", path)
+    message = _refused(database, capsys, "load-predictions", "--run-id", run, "--dataset", "roses", path)
     assert message.startswith("no dataset named 'roses' is registered (registered: ")
 
 
@@ -351,20 +368,20 @@ def test_unknown_run_and_existing_predictions_are_refused(byo, tmp_path):
     ],
     ids=["duplicate-key", "empty-label", "no-key-column", "infinite-feature"],
 )  # fmt: skip
-def test_bad_datasets_are_refused_with_one_line_and_nothing_written(byo, tmp_path, rows, options, expected):
+def test_bad_datasets_are_refused_with_one_line_and_nothing_written(byo, tmp_path, capsys, rows, options, expected):
     database, _ = byo
     path = _write(tmp_path, "bad_dataset.csv", rows)
-    assert _refused(database, "load-dataset", "bad", path, *options) == f"{path}: {expected}"
+    assert _refused(database, capsys, "load-dataset", "bad", path, *options) == f"{path}: {expected}"
 
 
-def test_a_dataset_with_other_content_is_refused_unless_replaced(byo, tmp_path):
+def test_a_dataset_with_other_content_is_refused_unless_replaced(byo, tmp_path, capsys):
     database, work = byo
     original = pd.read_csv(work / "iris.csv", dtype={"sample_key": str})
     changed = original.copy()
     changed.loc[0, "target"] = "virginica"
     path = tmp_path / "iris_changed.csv"
     changed.to_csv(path, index=False)
-    message = _refused(database, "load-dataset", "iris", str(path))
+    message = _refused(database, capsys, "load-dataset", "iris", str(path))
     assert message == (
         "dataset 'iris' is registered with other content: pass --replace to replace it (predicted samples must stay)"
     )
@@ -380,7 +397,7 @@ def test_a_dataset_with_other_content_is_refused_unless_replaced(byo, tmp_path):
         ).fetchone()[0]
     dropped = original[original["sample_key"] != predicted_key]
     dropped.to_csv(dropped_path, index=False)
-    message = _refused(database, "load-dataset", "iris", str(dropped_path), "--replace")
+    message = _refused(database, capsys, "load-dataset", "iris", str(dropped_path), "--replace")
     assert message.startswith(f"dataset 'iris': the new content has no sample_key '{predicted_key}', which a run")
 
 

@@ -12,15 +12,11 @@ has a skill, its class probabilities are a softmax of noisy logits favouring the
 the predicted class is their argmax, and every fifth run rounds its probabilities to one
 decimal, so tied scores occur as they do with k-nearest-neighbours or trees.
 
-Samples. With S <= 178 the runs predict the first S Wine samples (dataset 1). The seeds hold
-no more, so with S > 178 the runs predict a synthetic dataset (dataset_id 2, "synthetic"):
-S samples at sample_index 1000.. (after Wine's, as the README asks of a second dataset),
-made from Wine samples of the same class plus noise, added to the seed tables `datasets`,
-`samples` and `targets` *after* the seeds are loaded. A seed load (`dbt seed`, or a `dbt
-build` that includes the seeds) truncates those tables and removes them: build the models
-only (`dbt run`, or `dbt build --exclude resource_type:seed`), or call `ensure_samples`
-again after a seed load (it adds what is missing). If they are missing, the source tests on
-`predictions.sample_index` fail loudly.
+Samples. With S <= 178 the runs predict the first S Wine samples (the seeds, registered as
+dataset "UCI Wine"). The seeds hold no more, so with S > 178 the runs predict a synthetic
+dataset, "synthetic (ml-eval scale)": S samples made from Wine samples of the same class
+plus noise, registered in the Dataset Database beside Wine through its loader
+(`ml_eval.datasets.load_dataset`), as a team's own dataset would be.
 """
 
 from __future__ import annotations
@@ -36,6 +32,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ml_eval import datasets
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions as pred
@@ -45,9 +42,7 @@ log = logging.getLogger(__name__)
 
 CLASSES = (1, 2, 3)
 WINE_SAMPLES = 178
-SYNTHETIC_DATASET_ID = 2
 SYNTHETIC_DATASET_NAME = "synthetic (ml-eval scale)"
-SYNTHETIC_FIRST_INDEX = 1000
 EXPERIMENT = "scale"
 FAMILIES = ("logistic_regression", "random_forest", "gradient_boosting", "k_neighbors", "svm")
 HISTORY_STEPS = 5
@@ -83,95 +78,70 @@ def _schema(schema: str) -> sql.Identifier:
     return sql.Identifier(schema)
 
 
-def ensure_samples(conn: psycopg.Connection, n_samples: int, seed: int = 0, *, schema: str) -> Samples:
-    """The first `n_samples` Wine samples, or (above 178) a synthetic dataset, added if missing.
+def ensure_samples(
+    conn: psycopg.Connection, n_samples: int, seed: int = 0, *, schema: str, seed_schema: str = "wine"
+) -> Samples:
+    """The first `n_samples` Wine samples, or (above 178) a synthetic dataset, registered if missing.
 
-    The seeds must be loaded. Idempotent: synthetic rows already present are kept.
+    The seeds must be loaded; both datasets are registered in the Dataset Database through
+    its loader (`ml_eval.datasets`), so a second call with the same size changes nothing.
     """
-    name = _schema(schema)
-    if conn.execute("select to_regclass(%s)", (f'"{schema}".targets',)).fetchone()[0] is None:
-        raise UserError("the seed tables are missing: load the seeds first (`dbt seed`)")
-    if n_samples <= WINE_SAMPLES:
-        rows = conn.execute(
-            sql.SQL(
-                "select t.sample_index, t.class from {s}.targets as t join {s}.samples as s"
-                " using (sample_index) where s.dataset_id = 1 order by t.sample_index limit %s"
-            ).format(s=name),
-            (n_samples,),
-        ).fetchall()
-        if len(rows) < n_samples:
-            raise UserError(f"the Wine seeds hold {len(rows)} samples, fewer than {n_samples}")
-        return Samples(1, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]))
     with conn.transaction():
-        _add_synthetic(conn, n_samples, seed, name)
+        datasets.ensure_tables(conn, schema)
+        wine = datasets.register_seeds(conn, seed_schema, schema)
+    if n_samples <= WINE_SAMPLES:
+        if wine.n_samples < n_samples:
+            raise UserError(f"the Wine seeds hold {wine.n_samples} samples, fewer than {n_samples}")
+        return _registered(conn, schema, wine.dataset_id, n_samples)
+    with conn.transaction():
+        registered = datasets.load_dataset(
+            conn,
+            schema,
+            SYNTHETIC_DATASET_NAME,
+            _synthetic(conn, n_samples, seed, schema, wine.dataset_id),
+            replace=True,
+        )
+    if registered.status != "unchanged":
+        log.info("registered %d synthetic samples as dataset %d", n_samples, registered.dataset_id)
+    return _registered(conn, schema, registered.dataset_id, n_samples)
+
+
+def _registered(conn: psycopg.Connection, schema: str, dataset_id: int, n_samples: int) -> Samples:
     rows = conn.execute(
         sql.SQL(
             "select t.sample_index, t.class from {s}.targets as t join {s}.samples as s using (sample_index)"
             " where s.dataset_id = %s order by t.sample_index limit %s"
-        ).format(s=name),
-        (SYNTHETIC_DATASET_ID, n_samples),
+        ).format(s=_schema(schema)),
+        (dataset_id, n_samples),
     ).fetchall()
-    return Samples(SYNTHETIC_DATASET_ID, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]))
+    return Samples(dataset_id, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]))
 
 
-def _add_synthetic(conn: psycopg.Connection, n_samples: int, seed: int, name: sql.Identifier) -> None:
-    """Add synthetic samples 1000.. (and their targets) up to `n_samples`: Wine + noise."""
-    conn.execute(sql.SQL("lock table {s}.samples, {s}.targets in share row exclusive mode").format(s=name))
-    present = {
-        r[0]
-        for r in conn.execute(
-            sql.SQL("select sample_index from {s}.samples where dataset_id = %s").format(s=name),
-            (SYNTHETIC_DATASET_ID,),
-        )
-    }
-    wanted = [SYNTHETIC_FIRST_INDEX + i for i in range(n_samples)]
-    missing = [i for i in wanted if i not in present]
-    if not missing:
-        return
-    conn.execute(
+def _synthetic(conn: psycopg.Connection, n_samples: int, seed: int, schema: str, wine_id: int) -> datasets.Table:
+    """`n_samples` synthetic samples (keys s0, s1, ...): Wine samples of the same class plus noise."""
+    features_sql = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in datasets.WINE_COLUMNS)
+    wine = conn.execute(
         sql.SQL(
-            "insert into {s}.datasets (dataset_id, name) select %s, %s"
-            " where not exists (select 1 from {s}.datasets where dataset_id = %s)"
-        ).format(s=name),
-        (SYNTHETIC_DATASET_ID, SYNTHETIC_DATASET_NAME, SYNTHETIC_DATASET_ID),
-    )
-    cur = conn.execute(
-        sql.SQL(
-            "select s.*, t.class from {s}.samples as s join {s}.targets as t using (sample_index)"
-            " where s.dataset_id = 1 order by s.sample_index"
-        ).format(s=name)
-    )
-    columns = [d.name for d in cur.description]
-    wine = cur.fetchall()
-    feature_columns = columns[3:-1]  # after sample_id, dataset_id, sample_index; before class
-    features = np.array([row[3:-1] for row in wine], dtype=float)
+            "select {f}, t.class from {s}.samples as s join {s}.targets as t using (sample_index)"
+            " where s.dataset_id = %s order by s.sample_index"
+        ).format(f=features_sql, s=_schema(schema)),
+        (wine_id,),
+    ).fetchall()
+    features = np.array([row[:-1] for row in wine], dtype=float)
     wine_class = np.array([row[-1] for row in wine])
     low, high, spread = features.min(axis=0), features.max(axis=0), features.std(axis=0)
-    rng = np.random.default_rng([seed, 1_000_003])
     # the class of synthetic sample i does not depend on how many samples are asked for
-    classes = np.random.default_rng([seed, 1_000_004]).choice(wine_class, size=max(wanted) + 1 - SYNTHETIC_FIRST_INDEX)
-    samples, targets = [], []
-    for sample_index in missing:
-        position = sample_index - SYNTHETIC_FIRST_INDEX
+    classes = np.random.default_rng([seed, 1_000_004]).choice(wine_class, size=n_samples)
+    rows = []
+    for position in range(n_samples):
         label = int(classes[position])
         rng = np.random.default_rng([seed, 1_000_005, position])
         template = features[rng.choice(np.flatnonzero(wine_class == label))]
-        values = np.clip(template + rng.normal(0.0, 0.05, len(spread)) * spread, low, high)
-        samples.append((sample_index + 1, SYNTHETIC_DATASET_ID, sample_index, *(float(v) for v in values)))
-        targets.append((sample_index + 1, sample_index, position, label))
-    with conn.cursor() as cur:
-        target_columns = sql.SQL(", ").join(
-            map(sql.Identifier, ["sample_id", "dataset_id", "sample_index", *feature_columns])
-        )
-        with cur.copy(sql.SQL("copy {s}.samples ({c}) from stdin").format(s=name, c=target_columns)) as copy:
-            for row in samples:
-                copy.write_row(row)
-        with cur.copy(
-            sql.SQL('copy {s}.targets (target_id, sample_index, target_index, "class") from stdin').format(s=name)
-        ) as copy:
-            for row in targets:
-                copy.write_row(row)
-    log.info("added %d synthetic samples to dataset %d", len(missing), SYNTHETIC_DATASET_ID)
+        rows.append(np.clip(template + rng.normal(0.0, 0.05, len(spread)) * spread, low, high))
+    columns = {"sample_key": [f"s{i}" for i in range(n_samples)], "target": [str(int(c)) for c in classes]}
+    for j, column in enumerate(datasets.WINE_COLUMNS):
+        columns[column] = [float(row[j]) for row in rows]
+    return datasets.Table(columns, SYNTHETIC_DATASET_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,16 +225,25 @@ def _binary_rows(fields: list[tuple[str, np.ndarray]]) -> bytes:
 
 
 def copy_predictions(
-    conn: psycopg.Connection, runs: Sequence[RunData], classes: Sequence[int] = CLASSES, *, schema: str
+    conn: psycopg.Connection,
+    runs: Sequence[RunData],
+    classes: Sequence[int] = CLASSES,
+    *,
+    schema: str,
+    dataset_id: int,
 ) -> int:
     """Write the predictions and class probabilities of many runs with one binary COPY each.
 
-    The bulk twin of `predictions.write_batch` (same rows, ids from the same sequence); the
-    caller owns the transaction. Returns the number of predictions.
+    The bulk twin of `predictions.write_batch` (same rows, ids from the same sequence, each
+    run declared on `dataset_id` in run_datasets); the caller owns the transaction. Returns
+    the number of predictions.
     """
     if not runs:
         return 0
     name = _schema(schema)
+    with conn.cursor().copy(sql.SQL("copy {}.run_datasets (run_uuid, dataset_id) from stdin").format(name)) as copy:
+        for run in runs:
+            copy.write_row((run.run_id, dataset_id))
     run_ids = [run.run_id.encode() for run in runs]
     width = len(run_ids[0])
     if any(len(run_id) != width for run_id in run_ids):
@@ -386,7 +365,9 @@ def generate(
     with warehouse.connect() as conn, tracking.mlflow_quietly():
         with conn.transaction():
             pred.ensure_tables(conn, config.dataset_schema)
-            samples = ensure_samples(conn, n_samples, seed, schema=config.dataset_schema)
+            samples = ensure_samples(
+                conn, n_samples, seed, schema=config.dataset_schema, seed_schema=config.seed_schema
+            )
         experiment_id = _experiment_id(client, warehouse, config, experiment)
         family_tag = config.var("model_family_tag")
         per_chunk = max(1, CHUNK_PREDICTIONS // n_samples)
@@ -405,7 +386,9 @@ def generate(
                 done.mlflow_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 with conn.transaction():
-                    done.n_predictions += copy_predictions(conn, runs, schema=config.dataset_schema)
+                    done.n_predictions += copy_predictions(
+                        conn, runs, schema=config.dataset_schema, dataset_id=samples.dataset_id
+                    )
                 done.copy_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if status != "RUNNING":
