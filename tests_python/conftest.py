@@ -114,3 +114,23 @@ def copy_project(copy: Path) -> Path:
 def project_copy(tmp_path: Path) -> Path:
     """A copy of the dbt project whose files a test may break on purpose."""
     return copy_project(tmp_path / "project")
+
+
+def register_wine(database: wh.Warehouse, *, from_files: bool = False) -> None:
+    """Register the Wine seeds in the Dataset Database, as `ml-eval train` does first: from the
+    loaded seed tables, or (`from_files`, before any seed load) from the seed CSV files."""
+    from ml_eval import datasets
+
+    with database.connect() as conn, conn.transaction():
+        datasets.ensure_tables(conn, CONFIG.dataset_schema)
+        if not from_files:
+            datasets.register_seeds(conn, CONFIG.seed_schema, CONFIG.dataset_schema)
+            return
+        seeds = PROJECT_DIR / "seeds" / "dataset"
+        samples = datasets.read_table(seeds / "samples.csv", text_columns=("sample_index",))
+        targets = datasets.read_table(seeds / "targets.csv", text_columns=("sample_index", "class"))
+        label = dict(zip(targets.columns["sample_index"], targets.columns["class"], strict=True))
+        columns = {"sample_key": samples.columns["sample_index"]}
+        columns["target"] = [label[key] for key in columns["sample_key"]]
+        columns.update({name: samples.columns[name] for name in datasets.WINE_COLUMNS})
+        datasets.load_dataset(conn, CONFIG.dataset_schema, datasets.WINE_NAME, datasets.Table(columns, str(seeds)))

@@ -26,6 +26,7 @@ def test_every_command_is_registered_once_and_parses():
     assert {"demo", "build", "train", "report", "export-graph", "roles", "bench", "rules", "exec", "stop"} <= set(
         cli.COMMANDS
     )
+    assert {"load-dataset", "load-predictions"} <= set(cli.COMMANDS)
 
 
 def test_the_python_defaults_are_the_dbt_project_vars():
@@ -33,7 +34,7 @@ def test_the_python_defaults_are_the_dbt_project_vars():
     declared = project_vars(PROJECT_DIR)
     config = Config.resolve({}, project_dir=PROJECT_DIR)
     assert config.dbt_vars() == {
-        name: declared[name] for name in ("mlflow_schema", "dataset_schema", "published_schema")
+        name: declared[name] for name in ("mlflow_schema", "dataset_schema", "seed_schema", "published_schema")
     }
     assert config.var("champion_alias") == declared["champion_alias"]
     overridden = Config.resolve({"ML_EVAL_PUBLISHED_SCHEMA": "elsewhere"}, project_dir=PROJECT_DIR)

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from sklearn import metrics as skm
 from sklearn.utils.multiclass import unique_labels
 
-from conftest import CONFIG
+from conftest import CONFIG, register_wine
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.producer import predictions as pred
@@ -83,6 +83,7 @@ def evaluated(warehouse: wh.Warehouse):
     database = warehouse.with_database(warehouse.database + "_metrics")
     wh.ensure_database(database, fresh=True)
     run_dbt(["seed"], database)
+    register_wine(database)
     with database.connect(autocommit=True) as conn:
         conn.execute("create schema if not exists mlflow")
         rows = conn.execute("select sample_index, class from dataset.targets order by sample_index").fetchall()

@@ -10,8 +10,9 @@ import pytest
 from sklearn.datasets import load_wine
 
 from conftest import CONFIG, PROJECT_DIR, clone_database, copy_project, drop_database, run_ml_eval
+from ml_eval import datasets
 from ml_eval import warehouse as wh
-from ml_eval.producer import predictions, tracking
+from ml_eval.producer import tracking
 
 SEEDS = PROJECT_DIR / "seeds" / "dataset"
 DOCUMENTED_FEATURES = [
@@ -54,15 +55,15 @@ def test_build_loads_the_documented_tables_with_documented_types(built: wh.Wareh
                 from information_schema.columns
                 join pg_attribute on attrelid = format('%%I.%%I', table_schema, table_name)::regclass
                     and attname = column_name
-                where table_schema = 'dataset' and table_name = %s
+                where table_schema = 'wine' and table_name = %s
                 order by ordinal_position
                 """,
                 (table,),
             ).fetchall()
             assert dict(rows) == columns, table
         counts = conn.execute(
-            "select (select count(*) from dataset.samples), (select count(*) from dataset.targets),"
-            " (select count(distinct class) from dataset.targets)"
+            "select (select count(*) from wine.samples), (select count(*) from wine.targets),"
+            " (select count(distinct class) from wine.targets)"
         ).fetchone()
     assert counts == (178, 178, 3)
 
@@ -85,7 +86,7 @@ def seeded(warehouse: wh.Warehouse, tmp_path_factory) -> wh.Warehouse:
         # `ml-eval build` only reads MLflow's store and the prediction tables: the producer makes them
         tracking.ensure_store(database, CONFIG.mlflow_schema)
         with database.connect() as conn:
-            predictions.ensure_tables(conn, CONFIG.dataset_schema)
+            datasets.ensure_tables(conn, CONFIG.dataset_schema)
         run_ml_eval("build", "--no-docs", "--project-dir", str(project), env=database.env())
         yield database
     finally:
@@ -107,7 +108,7 @@ def test_corrupted_seed_fails_naming_table_and_column_and_is_quarantined(
     database = clone_database(seeded, seeded.database + "_bad")
     try:
         with database.connect() as conn:
-            assert conn.execute("select count(*) from dataset.samples").fetchone() == (178,)
+            assert conn.execute("select count(*) from wine.samples").fetchone() == (178,)
         _corrupt(project_copy, table, line, old, new)
         done = run_ml_eval("build", "--no-docs", "--project-dir", str(project_copy), env=database.env(), check=False)
         assert done.returncode == 2
@@ -117,7 +118,7 @@ def test_corrupted_seed_fails_naming_table_and_column_and_is_quarantined(
         with database.connect() as conn:
             left = conn.execute(
                 "select table_schema || '.' || table_name from information_schema.tables"
-                " where table_name in ('samples', 'stg_dataset__samples')"
+                " where table_schema = 'wine' and table_name = 'samples'"
             ).fetchall()
         assert left == [], f"a corrupted seed left {left} for a later run to trust"
     finally:

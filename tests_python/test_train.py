@@ -296,24 +296,24 @@ def test_rerun_appends_runs_and_leaves_earlier_rows_identical(built):
 
 
 def load_wine_tables(database: wh.Warehouse) -> None:
-    """The seed tables with their documented names and types, written directly (no dbt)."""
+    """The seed tables with their documented names and types, written directly (no dbt), in the
+    seed schema `wine`, which `ml-eval train` reads and registers in the Dataset Database."""
     data = seed_rows()
     features = ", ".join(f'"{name}" double precision' for name in FEATURES.values())
     with database.connect() as conn, conn.transaction():
-        conn.execute("create schema if not exists dataset")
-        conn.execute("drop table if exists dataset.samples, dataset.targets")
+        conn.execute("create schema if not exists wine")
+        conn.execute("drop table if exists wine.samples, wine.targets")
         conn.execute(
-            f"create table dataset.samples (sample_id integer, dataset_id integer, sample_index integer, {features})"
+            f"create table wine.samples (sample_id integer, dataset_id integer, sample_index integer, {features})"
         )
         conn.execute(
-            "create table dataset.targets"
-            " (target_id integer, sample_index integer, target_index integer, class integer)"
+            "create table wine.targets (target_id integer, sample_index integer, target_index integer, class integer)"
         )
         with conn.cursor() as cursor:
             for table in ("samples", "targets"):
                 columns = list(data[table][0])
                 quoted = ", ".join(f'"{c}"' for c in columns)
-                with cursor.copy(f"copy dataset.{table} ({quoted}) from stdin") as copy:
+                with cursor.copy(f"copy wine.{table} ({quoted}) from stdin") as copy:
                     for row in data[table]:
                         copy.write_row([row[c] for c in columns])
 
@@ -422,17 +422,17 @@ def test_a_run_failing_midway_is_failed_in_mlflow_with_no_predictions(
 
 
 BAD_INPUTS = {
-    "missing-samples": ("drop table dataset.samples", "no samples to train on: table dataset.samples does not exist"),
-    "empty-samples": ("delete from dataset.samples", "no samples to train on: table dataset.samples is empty"),
-    "missing-targets": ("drop table dataset.targets", "no targets to train on: table dataset.targets does not exist"),
-    "single-class": ("update dataset.targets set class = 2", "the targets hold a single class (2)"),
+    "missing-samples": ("drop table wine.samples", "no samples to train on: table wine.samples does not exist"),
+    "empty-samples": ("delete from wine.samples", "no samples to train on: table wine.samples is empty"),
+    "missing-targets": ("drop table wine.targets", "no targets to train on: table wine.targets does not exist"),
+    "single-class": ("update wine.targets set class = 2", "the targets hold a single class (2)"),
     "samples-without-targets": (
-        "delete from dataset.targets where sample_index in (3, 7)",
-        "2 of 178 samples have no target in dataset.targets (sample_index 3, 7)",
+        "delete from wine.targets where sample_index in (3, 7)",
+        "2 of 178 samples have no target in wine.targets (sample_index 3, 7)",
     ),
     "null-feature": (
-        'update dataset.samples set "Hue" = null where sample_index = 5',
-        'dataset.samples."Hue" holds 1 NULL value (sample_index 5)',
+        'update wine.samples set "Hue" = null where sample_index = 5',
+        'wine.samples."Hue" holds 1 NULL value (sample_index 5)',
     ),
     "unreachable-database": (None, "cannot connect to PostgreSQL at 127.0.0.1:1"),
 }

@@ -24,8 +24,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from psycopg import sql
 
-from conftest import CONFIG, PROJECT_DIR, clone_database
-from ml_eval import roles
+from conftest import CONFIG, PROJECT_DIR, clone_database, register_wine
+from ml_eval import datasets, roles
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
@@ -143,6 +143,7 @@ def baseline(warehouse: wh.Warehouse) -> Baseline:
         experiment_id = client.create_experiment(EXPERIMENT_NAME)
         doomed_experiment = client.create_experiment("deleted experiment")
         runs: dict[str, str] = {}
+        register_wine(admin, from_files=True)
         with admin.connect() as conn:
             pred.ensure_tables(conn, CONFIG.dataset_schema)
 
@@ -523,7 +524,8 @@ def test_the_reporter_reads_the_published_marts_and_nothing_else(baseline: Basel
         for table in baseline.published:
             conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier("published", table)))
     raw_tables = (
-        "mlflow.runs", "mlflow.metrics", "dataset.predictions", "dataset.samples", "marts.fct_run_evaluation",
+        "mlflow.runs", "mlflow.metrics", "dataset.predictions", "dataset.samples", "wine.samples",
+        "marts.fct_run_evaluation",
         "staging.stg_mlflow__runs", "audit.unique_fct_predictions_prediction_id",
     )  # fmt: skip
     for raw in raw_tables:
@@ -569,15 +571,15 @@ def test_the_transformer_built_and_owns_everything_dbt_made(baseline: Baseline):
             conn.execute(
                 "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) from pg_class as c"
                 " join pg_namespace as n on n.oid = c.relnamespace where c.relkind in ('r', 'v')"
-                " and n.nspname in ('dataset', 'staging', 'marts', 'published', 'audit', 'mlflow')"
+                " and n.nspname in ('dataset', 'wine', 'staging', 'marts', 'published', 'audit', 'mlflow')"
             ).fetchall()
         )
         conn.execute("create table mlflow.added_by_a_later_mlflow (x int)")  # the producer's
         conn.commit()
     producer = baseline.admin.user
     assert {owner for name, owner in owners.items() if name.startswith("mlflow.")} == {producer}
-    assert {owners[f"dataset.{t}"] for t in ("predictions", "prediction_scores")} == {producer}
-    assert {owners[f"dataset.{t}"] for t in roles.seed_tables(PROJECT_DIR)} == {NAMES.transformer}
+    assert {owners[f"dataset.{t}"] for t in ("predictions", "prediction_scores", *datasets.TABLES)} == {producer}
+    assert {owners[f"wine.{t}"] for t in roles.seed_tables(PROJECT_DIR)} == {NAMES.transformer}
     dbt_made = {owner for name, owner in owners.items() if name.split(".")[0] in ("staging", "marts", "published")}
     assert dbt_made == {NAMES.transformer}
     with baseline.as_role(NAMES.transformer).connect() as conn:  # default privileges
@@ -589,7 +591,7 @@ def test_create_roles_is_idempotent_and_hands_over_what_dbt_built_before(baselin
     with copy.connect(autocommit=True) as conn:  # as if dbt had run as the administrator
         conn.execute("alter schema marts owner to postgres")
         conn.execute("alter table marts.dim_runs owner to postgres")
-        conn.execute("alter table dataset.samples owner to postgres")
+        conn.execute("alter table wine.samples owner to postgres")
     caplog.set_level(logging.DEBUG)
     first = roles.create_roles(copy, CONFIG)
     second = roles.create_roles(copy, CONFIG)
@@ -599,7 +601,7 @@ def test_create_roles_is_idempotent_and_hands_over_what_dbt_built_before(baselin
         owners = conn.execute(
             "select (select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'marts'),"
             " (select tableowner from pg_tables where schemaname = 'marts' and tablename = 'dim_runs'),"
-            " (select tableowner from pg_tables where schemaname = 'dataset' and tablename = 'samples')"
+            " (select tableowner from pg_tables where schemaname = 'wine' and tablename = 'samples')"
         ).fetchone()
     assert set(owners) == {NAMES.transformer}
     run_dbt(["build", "--select", "resource_type:seed", "dim_runs"], baseline.as_role(NAMES.transformer, copy.database))

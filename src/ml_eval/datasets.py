@@ -450,11 +450,17 @@ def _float(value) -> float | None:
 def register_seeds(conn: psycopg.Connection, seed_schema: str, schema: str) -> LoadResult:
     """Register the Wine seeds (schema `seed_schema`) as dataset "UCI Wine": keys are the seeds'
     sample_index, labels their class, features their 13 documented columns. Idempotent."""
-    for table in ("datasets", "samples", "targets"):
-        if conn.execute("select to_regclass(%s)", (_ident(seed_schema, table).as_string(conn),)).fetchone()[0] is None:
+
+    def exists(table: str) -> bool:
+        return conn.execute("select to_regclass(%s)", (_ident(seed_schema, table).as_string(conn),)).fetchone()[0]
+
+    for table in ("samples", "targets"):
+        if not exists(table):
             raise UserError(f"table {seed_schema}.{table} does not exist: load the seeds first (dbt seed)")
-    names = conn.execute(sql.SQL("select name from {} order by dataset_id").format(_ident(seed_schema, "datasets")))
-    name = next(iter(names), (WINE_NAME,))[0]
+    name = WINE_NAME
+    if exists("datasets"):
+        names = conn.execute(sql.SQL("select name from {} order by dataset_id").format(_ident(seed_schema, "datasets")))
+        name = next(iter(names), (WINE_NAME,))[0]
     rows = conn.execute(
         sql.SQL(
             "select s.sample_index, t.class, {features} from {samples} as s"

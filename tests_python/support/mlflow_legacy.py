@@ -36,6 +36,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from ml_eval import datasets
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions
@@ -264,7 +265,7 @@ def create_legacy_runs(
                 f"{mlflow_schema}.alembic_version of database {warehouse.database} is at {revision}, not MLflow 2.22's"
                 f" {ALEMBIC_REVISION}: MLflow 2.22 cannot write to it; use another database or schema"
             )
-        dataset = read_dataset(conn, dataset_schema)
+        dataset = read_dataset(conn, config.seed_schema)
         split = make_split(dataset, test_size, random_state)
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(mlflow_schema)))
 
@@ -329,7 +330,8 @@ def create_legacy_runs(
         for run in outcome["runs"]
     ]
     with warehouse.connect() as conn, conn.transaction():
-        predictions.ensure_tables(conn, dataset_schema)
+        datasets.ensure_tables(conn, dataset_schema)  # the seeds registered as ml-eval train does
+        datasets.register_seeds(conn, config.seed_schema, dataset_schema)
         for run in runs:
             evaluation = evaluations[run.name]
             predictions.write_batch(
