@@ -417,3 +417,71 @@ def test_write_batch_declares_the_dataset_of_its_samples(byo):
         ).fetchone()
         conn.rollback()
     assert declared == ("UCI Wine",)
+
+
+def _orphans(database: wh.Warehouse) -> int:
+    """Published prediction rows whose prediction is gone from the Dataset Database."""
+    with database.connect() as conn:
+        return conn.execute(
+            "select count(*) from published.fct_predictions as f"
+            " where not exists (select from dataset.predictions as p where p.prediction_id = f.prediction_id)"
+        ).fetchone()[0]
+
+
+def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsys):
+    """`load-predictions --replace` swaps a run's predictions, and `load-dataset --replace`
+    corrects a label: the next build re-evaluates the runs concerned, and the published copies
+    follow, with no row left of the predictions that are gone."""
+    database, work = byo
+    copy = clone_database(database, f"{database.database}_fix")
+    try:
+        run = _iris_run(copy)
+        with copy.connect() as conn:
+            keys = [
+                r[0]
+                for r in conn.execute(
+                    "select s.sample_key from dataset.predictions as p join dataset.samples as s using (sample_index)"
+                    " where p.run_uuid = %s order by p.prediction_index",
+                    (run,),
+                )
+            ]
+            before = _published_run(copy, run)
+        iris = pd.read_csv(work / "iris.csv", dtype={"sample_key": str}).set_index("sample_key")
+        corrected = _write(tmp_path, "fixed.csv", [{"sample_key": k, "predicted": iris.loc[k, "target"]} for k in keys])
+        os.environ.update(_env(copy))
+        assert cli.main(["load-predictions", "--run-id", run, "--dataset", "iris", corrected, "--replace"]) == 0
+        assert f"replacing {len(keys)}" in capsys.readouterr().out
+        run_dbt(["build"], copy)
+        after = _published_run(copy, run)
+        assert before["accuracy"] < 1 and after["accuracy"] == 1.0
+        _assert_equal_to_sklearn(copy, run, [0, 1, 2])
+        assert _orphans(copy) == 0
+
+        # one label corrected in the dataset: every Iris run is scored against it
+        changed = iris.copy()
+        flipped = keys[0]
+        changed.loc[flipped, "target"] = "virginica" if changed.loc[flipped, "target"] != "virginica" else "setosa"
+        path = tmp_path / "iris_fixed.csv"
+        changed.reset_index().to_csv(path, index=False)
+        assert cli.main(["load-dataset", "iris", str(path), "--replace"]) == 0
+        assert "replaced, 150 samples" in capsys.readouterr().out
+        run_dbt(["build"], copy)
+        with copy.connect() as conn:
+            iris_runs = [
+                r[0]
+                for r in conn.execute(
+                    "select run_uuid from dataset.run_datasets join dataset.datasets using (dataset_id)"
+                    " where name = 'iris'"
+                )
+            ]
+            disagreeing = conn.execute(
+                "select count(*) from published.fct_predictions as f join dataset.targets as t using (sample_index)"
+                " where f.actual_class <> t.class"
+            ).fetchone()[0]
+        assert disagreeing == 0
+        for iris_run in iris_runs:
+            _assert_equal_to_sklearn(copy, iris_run, [0, 1, 2])
+        assert _published_run(copy, run)["accuracy"] < 1
+        assert _orphans(copy) == 0
+    finally:
+        drop_database(copy)

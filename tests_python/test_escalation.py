@@ -163,7 +163,7 @@ def test_what_the_transformer_planted_never_runs_as_the_administrator(planted):
     # what `ml-eval train` reads, through its connection (its writes are write_batch and MLflow's;
     # the whole command is left out: 60 s here)
     with admin.connect(autocommit=True, refuse_views=True) as conn:
-        train.read_dataset(conn, CONFIG.dataset_schema)
+        train.read_dataset(conn, CONFIG.seed_schema)
     assert _log(admin) == []
 
 
@@ -196,13 +196,13 @@ def test_a_seed_or_mart_swapped_for_a_view_is_refused_by_its_readers(planted):
             "create function audit.spy() returns boolean language sql as $$"
             f" insert into {LOG} values (current_user, 'view'); select true $$"
         )
-        for schema, table in ((CONFIG.dataset_schema, "samples"), (CONFIG.published_schema, "dim_runs")):
+        for schema, table in ((CONFIG.seed_schema, "samples"), (CONFIG.published_schema, "dim_runs")):
             conn.execute(sql.SQL("alter table {} rename to {}").format(
                 sql.Identifier(schema, table), sql.Identifier(f"{table}_real")))  # fmt: skip
             conn.execute(sql.SQL("create view {} as select * from {} where audit.spy()").format(
                 sql.Identifier(schema, table), sql.Identifier(schema, f"{table}_real")))  # fmt: skip
     with admin.connect(refuse_views=True) as conn, pytest.raises(psycopg.Error, match="non-system view"):
-        train.read_dataset(conn, CONFIG.dataset_schema)
+        train.read_dataset(conn, CONFIG.seed_schema)
     with pytest.raises(psycopg.Error, match="non-system view"):
         report_data.load(admin, CONFIG.published_schema)
     assert _log(admin) == []

@@ -162,6 +162,7 @@ def descriptions_removed(p: Path) -> None:
 def primary_key_tests_removed(p: Path) -> None:
     def edit(doc: dict) -> None:
         named(named(doc["models"], "stg_dataset__datasets")["columns"], "dataset_id").pop("data_tests")
+        named(named(doc["models"], "stg_dataset__datasets")["columns"], "dataset_name").pop("data_tests")
         named(doc["models"], "stg_dataset__prediction_scores").pop("data_tests")
         # unique alone is not a primary key: the key may still be null
         named(named(doc["models"], "stg_dataset__predictions")["columns"], "prediction_id")["data_tests"] = ["unique"]
