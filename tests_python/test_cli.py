@@ -19,8 +19,13 @@ from ml_eval.config import Config, project_vars
 
 def test_every_command_is_registered_once_and_parses():
     top = cli.parser()
+    required = {
+        "exec": ["--", "true"],
+        "load-dataset": ["iris", "iris.csv"],
+        "load-predictions": ["--run-id", "r", "--dataset", "iris", "p.csv"],
+    }
     for name, registered in cli.COMMANDS.items():
-        args = top.parse_args([name] if name != "exec" else [name, "--", "true"])
+        args = top.parse_args([name, *required.get(name, [])])
         assert args.handler is registered.handler
         assert args.project_dir is None and args.database is None  # every command takes both
     assert {"demo", "build", "train", "report", "export-graph", "roles", "bench", "rules", "exec", "stop"} <= set(
