@@ -2,12 +2,19 @@
 
 All of the report's SQL is here. Nothing is computed again: the rows are the marts' values as
 read (timestamps in UTC), and the rules only choose which runs the page features.
+
+The page has one section per ranking group of the leaderboard (`group_kind`, `group_name`):
+each registered model, then each experiment's runs that were never registered. Groups are
+never ranked against each other, nor is one of them "the" headline: each section is headed
+by its own champion (the run the champion alias points at), else its top ranked run. The
+sections come in a fixed order that does not depend on the scores: registered models first,
+then experiments, each by name (`groups`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, TypeVar
@@ -20,7 +27,10 @@ from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-TOP_RUNS = 4  # runs shown with a confusion matrix and class bars: the champion, then by rank
+TOP_RUNS = 4  # runs of a group shown with a confusion matrix and class bars: the champion, then by rank
+# the leaderboard's group kinds (rpt_model_leaderboard.group_kind), in the order of the page's sections
+GROUP_KINDS = ("registered_model", "experiment")
+GROUP_TITLES = {"registered_model": "Registered model", "experiment": "Experiment"}
 
 # the marts the report reads (models/marts/_exposures.yml lists the same)
 MARTS = (
@@ -65,6 +75,9 @@ class LeaderboardRow:
     started_at: datetime | None
     experiment_rank: int
     registered_model_rank: int | None
+    group_kind: str
+    group_name: str
+    group_rank: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +179,9 @@ QUERIES: dict[type, sql.SQL] = {
         select run_uuid, experiment_name, run_name, model_family, registered_model_name,
             model_version, is_champion, n_predictions, accuracy, balanced_accuracy, f1_macro,
             f1_weighted, log_loss, roc_auc, agrees_with_mlflow, started_at, experiment_rank,
-            registered_model_rank
+            registered_model_rank, group_kind, group_name, group_rank
         from {schema}.rpt_model_leaderboard
-        order by experiment_name, experiment_rank, started_at, run_uuid
+        order by group_kind, group_name, group_rank, started_at, run_uuid
     """),
     Evaluation: sql.SQL("""
         select run_uuid, experiment_name, run_name, model_family, started_at, ended_at,
@@ -303,32 +316,62 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """A ranking group of the leaderboard: a registered model, or an experiment's unregistered runs."""
+
+    kind: str  # rpt_model_leaderboard.group_kind
+    name: str
+    rows: list[LeaderboardRow]  # by group_rank, then the earlier run
+
+    @property
+    def title(self) -> str:
+        return GROUP_TITLES.get(self.kind, self.kind)
+
+    @property
+    def headline(self) -> LeaderboardRow:
+        """The group's champion, else its top ranked run."""
+        return next((row for row in self.rows if row.is_champion), self.rows[0])
+
+    @property
+    def experiments(self) -> list[str]:
+        return sorted({str(row.experiment_name) for row in self.rows})
+
+
+def _group_order(kind: str, name: str) -> tuple[int, str, str]:
+    return (GROUP_KINDS.index(kind) if kind in GROUP_KINDS else len(GROUP_KINDS), kind, name)
+
+
+def groups(board: Iterable[LeaderboardRow]) -> list[Group]:
+    """The leaderboard's groups: registered models, then experiments, each by name; a group's
+    runs by rank, then start, then run_uuid. The order never depends on the scores."""
+    by_key: dict[tuple[str, str], list[LeaderboardRow]] = {}
+    for row in board:
+        by_key.setdefault((row.group_kind, row.group_name), []).append(row)
+    return [
+        Group(kind, name, sorted(rows, key=lambda r: (r.group_rank, r.started_at is None, r.started_at, r.run_uuid)))
+        for (kind, name), rows in sorted(by_key.items(), key=lambda item: _group_order(*item[0]))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Pairing:
-    """The champion (else the best ranked run) and its runner-up."""
+    """A group's champion (else its best ranked run) and its runner-up."""
 
     champion: LeaderboardRow
     runner_up: LeaderboardRow | None
-    has_alias: bool  # False: no run holds the champion alias, `champion` is the top ranked
+    has_alias: bool  # False: no run of the group holds the champion alias, `champion` is the top ranked
 
 
-def champion_and_runner_up(board: Sequence[LeaderboardRow]) -> Pairing | None:
-    """The champion (else the best ranked) and the best ranked other run of its model/experiment."""
-    if not board:
-        return None
-    champions = [row for row in board if row.is_champion]
-    champion = champions[0] if champions else board[0]
-    if champion.registered_model_name is not None:
-        peers = [r for r in board if r.registered_model_name == champion.registered_model_name]
-        peers.sort(key=lambda r: r.registered_model_rank)  # type: ignore[arg-type,return-value]  # stable: board order breaks ties
-    else:
-        peers = [r for r in board if r.experiment_name == champion.experiment_name]
-    others = [r for r in peers if r.run_uuid != champion.run_uuid]
-    return Pairing(champion, others[0] if others else None, bool(champions))
+def champion_and_runner_up(group: Group) -> Pairing:
+    """The group's champion (else its best ranked run) and the best ranked other run of the group."""
+    champion = group.headline
+    others = [row for row in group.rows if row.run_uuid != champion.run_uuid]
+    return Pairing(champion, others[0] if others else None, champion.is_champion)
 
 
-def featured_runs(board: Sequence[LeaderboardRow], top: int = TOP_RUNS) -> list[LeaderboardRow]:
-    """The champions, then the runs in leaderboard order, `top` runs at most."""
-    return sorted(board, key=lambda r: (not r.is_champion, r.experiment_rank))[:top]
+def featured_runs(group: Group, top: int = TOP_RUNS) -> list[LeaderboardRow]:
+    """The group's champion, then its runs by rank, `top` runs at most."""
+    return sorted(group.rows, key=lambda r: not r.is_champion)[:top]  # stable: rank order kept
 
 
 def better(metric: ComparedMetric, a: float | None, b: float | None) -> str | None:
@@ -339,8 +382,8 @@ def better(metric: ComparedMetric, a: float | None, b: float | None) -> str | No
 
 
 def display_order(data: ReportData) -> list[str]:
-    """Every run_uuid: the leaderboard's order, then the runs not evaluated (for stable colours)."""
-    order = [r.run_uuid for r in data.leaderboard]
+    """Every run_uuid: the groups' order, then the runs not evaluated (for stable colours)."""
+    order = [r.run_uuid for group in groups(data.leaderboard) for r in group.rows]
     seen = set(order)
     return order + [r.run_uuid for r in data.runs if r.run_uuid not in seen]
 
