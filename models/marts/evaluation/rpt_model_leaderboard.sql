@@ -3,8 +3,9 @@
 -- A partial evaluation (coverage below var min_coverage) ranks after every full one: a run
 -- scored on three samples is not compared with runs scored on the whole evaluation set.
 -- Each run also belongs to one ranking group, what the report gives a section of its own:
--- its registered model, or its experiment when it was never registered. Several models and
--- experiments side by side each have their own best run; none is "the" best.
+-- its registered model, or its experiment when it was never registered, and its dataset
+-- (runs scored on other targets are not comparable). Several models, experiments and
+-- datasets side by side each have their own best run; none is "the" best.
 with
 
 evaluation as (
@@ -54,6 +55,8 @@ grouped as (
         flagged.roc_auc,
         flagged.agrees_with_mlflow,
         runs.started_at,
+        runs.dataset_id,
+        runs.dataset_name,
         run_versions.registered_model_name,
         run_versions.model_version,
         coalesce(run_versions.is_champion, false) as is_champion,
@@ -97,9 +100,11 @@ ranked as (
             when registered_model_name is not null
                 then rank() over (partition by registered_model_name order by {{ ranking }})
         end as registered_model_rank,
+        dataset_id,
+        dataset_name,
         group_kind,
         group_name,
-        rank() over (partition by group_kind, group_name order by {{ ranking }}) as group_rank
+        rank() over (partition by group_kind, group_name, dataset_id order by {{ ranking }}) as group_rank
     from grouped
 )
 

@@ -3,12 +3,13 @@
 All of the report's SQL is here. Nothing is computed again: the rows are the marts' values as
 read (timestamps in UTC), and the rules only choose which runs the page features.
 
-The page has one section per ranking group of the leaderboard (`group_kind`, `group_name`):
-each registered model, then each experiment's runs that were never registered. Groups are
-never ranked against each other, nor is one of them "the" headline: each section is headed
-by its own champion (the run the champion alias points at), else its top ranked run. The
-sections come in a fixed order that does not depend on the scores: registered models first,
-then experiments, each by name (`groups`).
+The page has one section per ranking group of the leaderboard and dataset (`group_kind`,
+`group_name`, `dataset_id`): each registered model, then each experiment's runs that were
+never registered, on each dataset their runs are evaluated on. Groups are never ranked
+against each other, nor is one of them "the" headline: each section is headed by its own
+champion (the run the champion alias points at), else its top ranked run, with its dataset
+named. The sections come in a fixed order that does not depend on the scores: registered
+models first, then experiments, each by name, then by dataset name (`groups`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class LeaderboardRow:
     started_at: datetime | None
     experiment_rank: int
     registered_model_rank: int | None
+    dataset_id: int
+    dataset_name: str
     group_kind: str
     group_name: str
     group_rank: int
@@ -179,9 +182,9 @@ QUERIES: dict[type, sql.SQL] = {
         select run_uuid, experiment_name, run_name, model_family, registered_model_name,
             model_version, is_champion, n_predictions, accuracy, balanced_accuracy, f1_macro,
             f1_weighted, log_loss, roc_auc, agrees_with_mlflow, started_at, experiment_rank,
-            registered_model_rank, group_kind, group_name, group_rank
+            registered_model_rank, dataset_id, dataset_name, group_kind, group_name, group_rank
         from {schema}.rpt_model_leaderboard
-        order by group_kind, group_name, group_rank, started_at, run_uuid
+        order by group_kind, group_name, dataset_name, group_rank, started_at, run_uuid
     """),
     Evaluation: sql.SQL("""
         select run_uuid, experiment_name, run_name, model_family, started_at, ended_at,
@@ -317,10 +320,13 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A ranking group of the leaderboard: a registered model, or an experiment's unregistered runs."""
+    """A ranking group of the leaderboard on one dataset: a registered model, or an experiment's
+    unregistered runs."""
 
     kind: str  # rpt_model_leaderboard.group_kind
     name: str
+    dataset_id: int
+    dataset_name: str
     rows: list[LeaderboardRow]  # by group_rank, then the earlier run
 
     @property
@@ -337,19 +343,28 @@ class Group:
         return sorted({str(row.experiment_name) for row in self.rows})
 
 
-def _group_order(kind: str, name: str) -> tuple[int, str, str]:
-    return (GROUP_KINDS.index(kind) if kind in GROUP_KINDS else len(GROUP_KINDS), kind, name)
+GroupKey = tuple[str, str, int, str]  # group_kind, group_name, dataset_id, dataset_name
+
+
+def _group_order(key: GroupKey) -> tuple[int, str, str, str, int]:
+    kind, name, dataset_id, dataset_name = key
+    return (GROUP_KINDS.index(kind) if kind in GROUP_KINDS else len(GROUP_KINDS), kind, name, dataset_name, dataset_id)
+
+
+def _rank_order(row: LeaderboardRow) -> tuple:
+    return (row.group_rank, row.started_at is None, row.started_at, row.run_uuid)
 
 
 def groups(board: Iterable[LeaderboardRow]) -> list[Group]:
-    """The leaderboard's groups: registered models, then experiments, each by name; a group's
-    runs by rank, then start, then run_uuid. The order never depends on the scores."""
-    by_key: dict[tuple[str, str], list[LeaderboardRow]] = {}
+    """The leaderboard's groups: registered models, then experiments, each by name (code point
+    order), then by dataset name; a group's runs by rank, then start, then run_uuid. The order
+    never depends on the scores."""
+    by_key: dict[GroupKey, list[LeaderboardRow]] = {}
     for row in board:
-        by_key.setdefault((row.group_kind, row.group_name), []).append(row)
+        by_key.setdefault((row.group_kind, row.group_name, row.dataset_id, row.dataset_name), []).append(row)
     return [
-        Group(kind, name, sorted(rows, key=lambda r: (r.group_rank, r.started_at is None, r.started_at, r.run_uuid)))
-        for (kind, name), rows in sorted(by_key.items(), key=lambda item: _group_order(*item[0]))
+        Group(*key, sorted(rows, key=_rank_order))
+        for key, rows in sorted(by_key.items(), key=lambda item: _group_order(item[0]))
     ]
 
 

@@ -169,11 +169,13 @@ def _history(data: ReportData, colours: dict[str, str]) -> Markup:
 def _tiles(data: ReportData, sections: list[Section]) -> list[tuple[str, str]]:
     """The page's counts; no run is headlined here: each group's section has its own headline."""
     experiments = sorted({str(r.experiment_name) for r in data.leaderboard})
-    kinds = [section.group.kind for section in sections]
+    datasets = sorted({r.dataset_name for r in data.leaderboard})
+    models = {section.group.name for section in sections if section.group.kind == "registered_model"}
     return [
         ("Evaluated runs", str(len(data.leaderboard))),
-        ("Registered models", str(kinds.count("registered_model"))),
+        ("Registered models", str(len(models))),
         ("Experiments", ", ".join(experiments) or "—"),
+        ("Datasets", ", ".join(datasets) or "—"),
     ]
 
 
