@@ -311,21 +311,30 @@ def test_champion_and_top_runs_have_their_confusion_matrix(
         assert section.cards[0] == headline(rows)["run_uuid"]
         assert set(section.cards) >= {r["run_uuid"] for r in rows[: report_data.TOP_RUNS - len(champions)]}
     assert any(r["is_champion"] for r in leaderboard), "the demo crowns a champion"
-    mart = query(built, "select run_uuid, actual_class, predicted_class, n from {schema}.fct_confusion_matrix")
+    mart = query(
+        built,
+        "select run_uuid, actual_class, predicted_class, n, actual_class_name, predicted_class_name"
+        " from {schema}.fct_confusion_matrix",
+    )
+    columns = ("actual_class", "predicted_class", "n", "actual_class_name", "predicted_class_name")
     for run_uuid in shown_runs:
         cells = [c for c in dom.select("rect", data_run_uuid=run_uuid) if "data-n" in c]
-        on_page = {(int(c["data-actual-class"]), int(c["data-predicted-class"]), int(c["data-n"])) for c in cells}
-        expected = {(r["actual_class"], r["predicted_class"], r["n"]) for r in mart if r["run_uuid"] == run_uuid}
+        on_page = {tuple(c[f"data-{k.replace('_', '-')}"] for k in columns) for c in cells}
+        expected = {tuple(str(r[k] or "") for k in columns) for r in mart if r["run_uuid"] == run_uuid}
         assert on_page == expected and len(cells) == len(expected), run_uuid
 
 
 def test_class_bars_equal_fct_class_metrics(dom: Elements, shown_runs: list[str], built: wh.Warehouse):
-    mart = query(built, "select run_uuid, class_label, precision, recall, f1 from {schema}.fct_class_metrics")
+    mart = query(
+        built, "select run_uuid, class_label, class_name, precision, recall, f1 from {schema}.fct_class_metrics"
+    )
     for run_uuid in shown_runs:
         bars = [b for b in dom.select("rect", data_run_uuid=run_uuid) if "data-class-label" in b]
-        on_page = {(int(b["data-class-label"]), b["data-metric"]): float(b["data-value"]) for b in bars}
+        on_page = {
+            (int(b["data-class-label"]), b["data-class-name"], b["data-metric"]): float(b["data-value"]) for b in bars
+        }
         expected = {
-            (r["class_label"], metric): r[metric]
+            (r["class_label"], r["class_name"] or "", metric): r[metric]
             for r in mart
             if r["run_uuid"] == run_uuid
             for metric in ("precision", "recall", "f1")

@@ -207,6 +207,11 @@ def test_the_report_has_a_section_per_group_headed_by_its_own_champion(side_by_s
     ]
     body = dom.select("body")[0]
     assert body["data-charts-rendered"] == body["data-charts"] != "0"
+    # the Iris sections name the classes by their labels, as fct_confusion_matrix does
+    iris_champion = sections[0].attrs["data-headline"]
+    cells = [c for c in dom.select("rect", data_run_uuid=iris_champion) if "data-n" in c]
+    assert {c["data-actual-class-name"] for c in cells} == {"setosa", "versicolor", "virginica"}
+    assert {"setosa", "versicolor", "virginica"} <= set(texts.text("text", "tick"))
 
 
 def test_the_graph_has_a_dataset_node_per_dataset_runs_are_evaluated_on(side_by_side, tmp_path: Path):

@@ -111,6 +111,11 @@ class Evaluation:
     agrees_with_mlflow: bool | None
 
 
+def class_name(label: int, name: str | None) -> str:
+    """A class as the page names it: its label in the dataset, else its integer class."""
+    return str(label) if name is None else name
+
+
 @dataclass(frozen=True, slots=True)
 class ConfusionCell:
     """A cell of fct_confusion_matrix (zero cells included)."""
@@ -119,6 +124,16 @@ class ConfusionCell:
     actual_class: int
     predicted_class: int
     n: int
+    actual_class_name: str | None = None  # the label in the run's dataset (`setosa`; `1` for Wine)
+    predicted_class_name: str | None = None
+
+    @property
+    def actual(self) -> str:
+        return class_name(self.actual_class, self.actual_class_name)
+
+    @property
+    def predicted(self) -> str:
+        return class_name(self.predicted_class, self.predicted_class_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +146,11 @@ class ClassMetric:
     precision: float
     recall: float
     f1: float
+    class_name: str | None = None  # the label in the run's dataset
+
+    @property
+    def name(self) -> str:
+        return class_name(self.class_label, self.class_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +214,12 @@ QUERIES: dict[type, sql.SQL] = {
         from {schema}.fct_run_evaluation
     """),
     ConfusionCell: sql.SQL("""
-        select run_uuid, actual_class, predicted_class, n
+        select run_uuid, actual_class, predicted_class, n, actual_class_name, predicted_class_name
         from {schema}.fct_confusion_matrix
         order by run_uuid, actual_class, predicted_class
     """),
     ClassMetric: sql.SQL("""
-        select run_uuid, class_label, support, precision, recall, f1
+        select run_uuid, class_label, support, precision, recall, f1, class_name
         from {schema}.fct_class_metrics
         order by run_uuid, class_label
     """),
