@@ -320,7 +320,8 @@ def test_champion_and_top_runs_have_their_confusion_matrix(
     for run_uuid in shown_runs:
         cells = [c for c in dom.select("rect", data_run_uuid=run_uuid) if "data-n" in c]
         on_page = {tuple(c[f"data-{k.replace('_', '-')}"] for k in columns) for c in cells}
-        expected = {tuple(str(r[k] or "") for k in columns) for r in mart if r["run_uuid"] == run_uuid}
+        of_run = [r for r in mart if r["run_uuid"] == run_uuid]
+        expected = {tuple("" if r[k] is None else str(r[k]) for k in columns) for r in of_run}
         assert on_page == expected and len(cells) == len(expected), run_uuid
 
 
