@@ -107,6 +107,19 @@ def test_models_are_trained_on_their_training_dataset_only(cypher: kuzu.Connecti
     assert {dataset for _, dataset in trained_on} == {"dataset.samples:train"}
 
 
+def test_runs_are_connected_to_the_dataset_they_are_evaluated_on(built: wh.Warehouse, cypher: kuzu.Connection) -> None:
+    """The Dataset Database's Wine is a Dataset node its experiment HAS, and each run names it."""
+    evaluated_on = rows(
+        cypher,
+        "MATCH (p:Project)-[:HAS]->(d:Dataset) WHERE d.origin = 'dataset_database'"
+        " RETURN p.name, d.name, d.node_id, d.dataset_id",
+    )
+    wine = sql_rows(built, f"select dataset_id from {CONFIG.dataset_schema}.datasets where name = 'UCI Wine'")
+    assert evaluated_on == [(CONFIG.experiment, "UCI Wine", f"dataset:database/{wine[0][0]}", wine[0][0])]
+    runs = sql_rows(built, "select run_uuid, dataset_id, dataset_name from {schema}.dim_runs")
+    assert sorted(rows(cypher, "MATCH (e:Experiment) RETURN e.run_uuid, e.dataset_id, e.dataset_name")) == sorted(runs)
+
+
 def test_command_line_writes_the_files(built: wh.Warehouse, tmp_path: Path) -> None:
     env = {**os.environ, **built.env()}
     done = subprocess.run(

@@ -151,6 +151,61 @@ class Texts(HTMLParser):
         ]
 
 
+@dataclasses.dataclass
+class SectionDom:
+    """A group's section of the page, as start tags: its own attributes, its leaderboard rows,
+    its champion-against-runner-up table and the runs of its cards."""
+
+    attrs: dict
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    versus: list[dict] = dataclasses.field(default_factory=list)
+    cards: list[str] = dataclasses.field(default_factory=list)
+    values: list[dict] = dataclasses.field(default_factory=list)  # the compared metrics' cells and bars
+
+
+def group_sections(dom: Elements) -> list[SectionDom]:
+    """The page's group sections in page order (sections do not nest: a tag belongs to the
+    last section opened before it)."""
+    found: list[SectionDom] = []
+    current: SectionDom | None = None
+    for tag, attrs in dom.found:
+        if tag == "section":
+            current = SectionDom(attrs) if "group" in (attrs.get("class") or "").split() else None
+            if current is not None:
+                found.append(current)
+        elif current is None:
+            continue
+        elif tag == "tr" and attrs.get("data-group-rank"):
+            current.rows.append(attrs)
+        elif tag == "table" and "versus" in (attrs.get("class") or "").split():
+            current.versus.append(attrs)
+        elif tag == "article":
+            current.cards.append(attrs["data-run-uuid"])
+        elif "data-metric" in attrs and "data-value" in attrs and "data-class-label" not in attrs:
+            current.values.append(attrs)
+    return found
+
+
+def group_key(row: dict) -> tuple:
+    """A leaderboard row's group, as the page orders them: registered models, then
+    experiments, by name, then by dataset name."""
+    kind = report_data.GROUP_KINDS.index(row["group_kind"])
+    return (kind, row["group_kind"], row["group_name"], row["dataset_name"], row["dataset_id"])
+
+
+def by_group(leaderboard: list[dict]) -> dict[tuple, list[dict]]:
+    """The mart's rows by group in page order, each group's by group_rank, start, run_uuid."""
+    grouped: dict[tuple, list[dict]] = {}
+    for row in sorted(leaderboard, key=lambda r: (group_key(r), r["group_rank"], r["started_at"], r["run_uuid"])):
+        grouped.setdefault(group_key(row), []).append(row)
+    return grouped
+
+
+def headline(rows: list[dict]) -> dict:
+    """A group's champion, else its top ranked run."""
+    return next((r for r in rows if r["is_champion"]), rows[0])
+
+
 def query(database: wh.Warehouse, text: str) -> list[dict]:
     with psycopg.connect(database.conninfo(), row_factory=dict_row) as conn:
         return conn.execute(text.replace("{schema}", f'"{SCHEMA}"')).fetchall()
@@ -206,7 +261,8 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
     for figure in figures:
         assert int(figure["data-rendered"]) == int(figure["data-marks"]) > 0, figure
     kinds = Counter(f["data-kind"] for f in figures)
-    shown = min(report_data.TOP_RUNS, len(leaderboard))
+    groups = by_group(leaderboard).values()
+    shown = sum(min(report_data.TOP_RUNS, len(rows)) for rows in groups)
     series = query(
         built,
         "select distinct metric_key from {schema}.fct_metric_history"
@@ -219,7 +275,7 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
                 "heatmap": shown,
                 "class-bars": shown,
                 "history": len(series),
-                "comparison": 1 if len(leaderboard) > 1 else 0,
+                "comparison": sum(len(rows) > 1 for rows in groups),
             }
         )
         - Counter()
@@ -227,38 +283,59 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
 
 
 def test_leaderboard_equals_rpt_model_leaderboard(dom: Elements, leaderboard: list[dict]):
-    rows = [r for r in dom.select("tr") if r.get("data-experiment-rank")]
-    assert [r["data-run-uuid"] for r in rows] == [r["run_uuid"] for r in leaderboard]
-    for shown, mart in zip(rows, leaderboard, strict=True):
-        assert int(shown["data-experiment-rank"]) == mart["experiment_rank"]
-        assert shown["data-is-champion"] == str(mart["is_champion"]).lower()
-        for column in ("f1_macro", "accuracy", "log_loss", "roc_auc"):
-            assert number(shown[f"data-{column.replace('_', '-')}"]) == mart[column], column
-        agrees = mart["agrees_with_mlflow"]
-        assert shown["data-agrees-with-mlflow"] == ("" if agrees is None else str(agrees).lower())
+    """One section per group of the mart, in the documented order, each with the group's rows."""
+    sections = group_sections(dom)
+    groups = by_group(leaderboard)
+    shown = [tuple(x.attrs[f"data-{key}"] for key in ("group-kind", "group-name", "dataset-name")) for x in sections]
+    assert shown == [(kind, name, dataset) for _, kind, name, dataset, _ in groups]
+    for section, rows in zip(sections, groups.values(), strict=True):
+        assert section.attrs["data-headline"] == headline(rows)["run_uuid"]
+        assert [r["data-run-uuid"] for r in section.rows] == [r["run_uuid"] for r in rows]
+        for shown, mart in zip(section.rows, rows, strict=True):
+            assert int(shown["data-group-rank"]) == mart["group_rank"]
+            assert int(shown["data-experiment-rank"]) == mart["experiment_rank"]
+            assert shown["data-is-champion"] == str(mart["is_champion"]).lower()
+            for column in ("f1_macro", "accuracy", "log_loss", "roc_auc"):
+                assert number(shown[f"data-{column.replace('_', '-')}"]) == mart[column], column
+            agrees = mart["agrees_with_mlflow"]
+            assert shown["data-agrees-with-mlflow"] == ("" if agrees is None else str(agrees).lower())
+    overview = [r for r in dom.select("tr") if r.get("data-headline")]
+    assert [r["data-headline"] for r in overview] == [headline(rows)["run_uuid"] for rows in groups.values()]
 
 
 def test_champion_and_top_runs_have_their_confusion_matrix(
     dom: Elements, shown_runs: list[str], leaderboard: list[dict], built: wh.Warehouse
 ):
-    champions = [r["run_uuid"] for r in leaderboard if r["is_champion"]]
-    assert champions and champions[0] == shown_runs[0]
-    assert set(shown_runs) >= {r["run_uuid"] for r in leaderboard[: report_data.TOP_RUNS - len(champions)]}
-    mart = query(built, "select run_uuid, actual_class, predicted_class, n from {schema}.fct_confusion_matrix")
+    for section, rows in zip(group_sections(dom), by_group(leaderboard).values(), strict=True):
+        champions = [r["run_uuid"] for r in rows if r["is_champion"]]
+        assert section.cards[0] == headline(rows)["run_uuid"]
+        assert set(section.cards) >= {r["run_uuid"] for r in rows[: report_data.TOP_RUNS - len(champions)]}
+    assert any(r["is_champion"] for r in leaderboard), "the demo crowns a champion"
+    mart = query(
+        built,
+        "select run_uuid, actual_class, predicted_class, n, actual_class_name, predicted_class_name"
+        " from {schema}.fct_confusion_matrix",
+    )
+    columns = ("actual_class", "predicted_class", "n", "actual_class_name", "predicted_class_name")
     for run_uuid in shown_runs:
         cells = [c for c in dom.select("rect", data_run_uuid=run_uuid) if "data-n" in c]
-        on_page = {(int(c["data-actual-class"]), int(c["data-predicted-class"]), int(c["data-n"])) for c in cells}
-        expected = {(r["actual_class"], r["predicted_class"], r["n"]) for r in mart if r["run_uuid"] == run_uuid}
+        on_page = {tuple(c[f"data-{k.replace('_', '-')}"] for k in columns) for c in cells}
+        of_run = [r for r in mart if r["run_uuid"] == run_uuid]
+        expected = {tuple("" if r[k] is None else str(r[k]) for k in columns) for r in of_run}
         assert on_page == expected and len(cells) == len(expected), run_uuid
 
 
 def test_class_bars_equal_fct_class_metrics(dom: Elements, shown_runs: list[str], built: wh.Warehouse):
-    mart = query(built, "select run_uuid, class_label, precision, recall, f1 from {schema}.fct_class_metrics")
+    mart = query(
+        built, "select run_uuid, class_label, class_name, precision, recall, f1 from {schema}.fct_class_metrics"
+    )
     for run_uuid in shown_runs:
         bars = [b for b in dom.select("rect", data_run_uuid=run_uuid) if "data-class-label" in b]
-        on_page = {(int(b["data-class-label"]), b["data-metric"]): float(b["data-value"]) for b in bars}
+        on_page = {
+            (int(b["data-class-label"]), b["data-class-name"], b["data-metric"]): float(b["data-value"]) for b in bars
+        }
         expected = {
-            (r["class_label"], metric): r[metric]
+            (r["class_label"], r["class_name"] or "", metric): r[metric]
             for r in mart
             if r["run_uuid"] == run_uuid
             for metric in ("precision", "recall", "f1")
@@ -288,26 +365,28 @@ def test_champion_against_runner_up_equals_fct_run_evaluation(
 ):
     if len(leaderboard) < 2:
         pytest.fail("the built database should hold several evaluated runs")
-    versus = dom.select("table", **{"class": "versus"})[0]
-    champion = next(r for r in leaderboard if r["is_champion"])
-    assert versus["data-champion"] == champion["run_uuid"]
-    runner_up = next(
-        r
-        for r in sorted(leaderboard, key=lambda r: r["registered_model_rank"] or 0)
-        if r["run_uuid"] != champion["run_uuid"] and r["registered_model_name"] == champion["registered_model_name"]
-    )
-    assert versus["data-runner-up"] == runner_up["run_uuid"]
     evaluation = {r["run_uuid"]: r for r in query(built, "select * from {schema}.fct_run_evaluation")}
-    # the table's cells and the paired bars: each names its run and metric
-    values = [e for e in dom.select() if "data-metric" in e and "data-value" in e and "data-class-label" not in e]
     metrics = [key for key, _, _ in report_data.COMPARED]
-    assert Counter(e["data-metric"] for e in values) == Counter(
-        {key: 4 if key in report_data.BOUNDED else 2 for key in metrics}
-    )
-    for element in values:
-        run_uuid, key = element["data-run-uuid"], element["data-metric"]
-        assert run_uuid in (champion["run_uuid"], runner_up["run_uuid"])
-        assert number(element["data-value"]) == evaluation[run_uuid][key], (run_uuid, key)
+    compared = 0
+    for section, rows in zip(group_sections(dom), by_group(leaderboard).values(), strict=True):
+        if len(rows) < 2:
+            assert not section.versus and not section.values
+            continue
+        compared += 1
+        champion = headline(rows)
+        runner_up = next(r for r in rows if r["run_uuid"] != champion["run_uuid"])
+        assert [(v["data-champion"], v["data-runner-up"]) for v in section.versus] == [
+            (champion["run_uuid"], runner_up["run_uuid"])
+        ]
+        # the table's cells and the paired bars: each names its run and metric
+        assert Counter(e["data-metric"] for e in section.values) == Counter(
+            {key: 4 if key in report_data.BOUNDED else 2 for key in metrics}
+        )
+        for element in section.values:
+            run_uuid, key = element["data-run-uuid"], element["data-metric"]
+            assert run_uuid in (champion["run_uuid"], runner_up["run_uuid"])
+            assert number(element["data-value"]) == evaluation[run_uuid][key], (run_uuid, key)
+    assert compared
 
 
 def test_provenance_lists_every_run_with_its_times(dom: Elements, built: wh.Warehouse):
@@ -347,9 +426,10 @@ HOSTILE = '<img src=x onerror="alert(1)"> & "quoted" \'single\' </td><b>bold</b>
 def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, tmp_path: Path):
     read = report_data.load(built, SCHEMA)
     hostile = {"run_name": HOSTILE, "experiment_name": HOSTILE}
+    named = {"model_family": HOSTILE, "group_name": HOSTILE, "dataset_name": HOSTILE, "registered_model_name": HOSTILE}
     read = dataclasses.replace(
         read,
-        leaderboard=[dataclasses.replace(r, model_family=HOSTILE, **hostile) for r in read.leaderboard],
+        leaderboard=[dataclasses.replace(r, **named, **hostile) for r in read.leaderboard],
         evaluations={k: dataclasses.replace(r, **hostile) for k, r in read.evaluations.items()},
         runs=[dataclasses.replace(r, **hostile) for r in read.runs],
     )
@@ -358,8 +438,12 @@ def test_text_from_the_database_is_escaped(chromium: Path, built: wh.Warehouse, 
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
     page = tmp_path / "hostile.html"
     page.write_text(text, encoding="utf-8")
-    rendered = Elements(run_chromium(chromium, page, "--dump-dom"))
+    dumped = run_chromium(chromium, page, "--dump-dom")
+    rendered, texts = Elements(dumped), Texts(dumped)
     assert not rendered.select("img") and not rendered.select("b")
+    # the group's and the dataset's names, as text, in the overview and in the section's heading
+    assert HOSTILE in texts.text("span", "group-name") and HOSTILE in texts.text("td", "dataset-name")
+    assert all(s.attrs["data-group-name"] == HOSTILE for s in group_sections(rendered))
     assert rendered.select("body")[0]["data-charts-rendered"] == rendered.select("body")[0]["data-charts"]
 
 
@@ -412,12 +496,12 @@ def test_a_run_name_holding_html_is_shown_escaped(chromium: Path, html_named: tu
     assert len(elements.select("script")) == 1
     body = elements.select("body")[0]
     assert body["data-charts-rendered"] == body["data-charts"] != "0"
-    # the leaderboard, the champion tile, the comparison's heading, the card and the provenance row
+    # the leaderboard, the group's headline tile, the comparison's heading, the card and the provenance row
     assert HTML_NAME in texts.text("span", "run-name")
     assert HTML_NAME in texts.text("div", "v")
     assert HTML_NAME in texts.text("div", "sub")
     heading = rf"#\d+ {re.escape(HTML_NAME)} ★ champion"
-    assert sum(bool(re.fullmatch(heading, h)) for h in texts.text("h3")) == 1, texts.text("h3")
+    assert sum(bool(re.fullmatch(heading, h)) for h in texts.text("h4")) == 1, texts.text("h4")
     assert any(t.startswith(HTML_NAME) and champion in t for t in texts.text("td", "nowrap"))
     # the tooltips of the champion's confusion matrix name it too
     tips = texts.text("title")

@@ -2,6 +2,10 @@
 -- within their experiment and within each registered model they were registered to.
 -- A partial evaluation (coverage below var min_coverage) ranks after every full one: a run
 -- scored on three samples is not compared with runs scored on the whole evaluation set.
+-- Each run also belongs to one ranking group, what the report gives a section of its own:
+-- its registered model, or its experiment when it was never registered, and its dataset
+-- (runs scored on other targets are not comparable). Several models, experiments and
+-- datasets side by side each have their own best run; none is "the" best.
 with
 
 evaluation as (
@@ -34,15 +38,12 @@ flagged as (
     from evaluation
 ),
 
-ranked as (
+grouped as (
     select
         flagged.run_uuid,
         flagged.experiment_name,
         flagged.run_name,
         flagged.model_family,
-        run_versions.registered_model_name,
-        run_versions.model_version,
-        coalesce(run_versions.is_champion, false) as is_champion,
         flagged.n_predictions,
         flagged.coverage,
         flagged.is_partial_evaluation,
@@ -54,28 +55,57 @@ ranked as (
         flagged.roc_auc,
         flagged.agrees_with_mlflow,
         runs.started_at,
-        rank() over (
-            partition by flagged.experiment_name
-            order by
-                flagged.is_partial_evaluation asc,
-                flagged.f1_macro desc, flagged.accuracy desc,
-                flagged.log_loss asc nulls last, runs.started_at asc
-        ) as experiment_rank,
+        runs.dataset_id,
+        runs.dataset_name,
+        run_versions.registered_model_name,
+        run_versions.model_version,
+        coalesce(run_versions.is_champion, false) as is_champion,
         case
-            when run_versions.registered_model_name is not null
-                then rank() over (
-                    partition by run_versions.registered_model_name
-                    order by
-                        flagged.is_partial_evaluation asc,
-                        flagged.f1_macro desc, flagged.accuracy desc,
-                        flagged.log_loss asc nulls last, runs.started_at asc
-                )
-        end as registered_model_rank
+            when run_versions.registered_model_name is not null then 'registered_model'
+            else 'experiment'
+        end as group_kind,
+        coalesce(run_versions.registered_model_name, flagged.experiment_name) as group_name
     from flagged
     inner join runs
         on flagged.run_uuid = runs.run_uuid
     left join run_versions
         on flagged.run_uuid = run_versions.run_uuid
+),
+
+-- one ordering for every rank: a partial evaluation after every full one, then the metrics
+{%- set ranking = 'is_partial_evaluation asc, f1_macro desc, accuracy desc, log_loss asc nulls last, started_at asc' %}
+
+ranked as (
+    select
+        run_uuid,
+        experiment_name,
+        run_name,
+        model_family,
+        registered_model_name,
+        model_version,
+        is_champion,
+        n_predictions,
+        coverage,
+        is_partial_evaluation,
+        accuracy,
+        balanced_accuracy,
+        f1_macro,
+        f1_weighted,
+        log_loss,
+        roc_auc,
+        agrees_with_mlflow,
+        started_at,
+        rank() over (partition by experiment_name order by {{ ranking }}) as experiment_rank,
+        case
+            when registered_model_name is not null
+                then rank() over (partition by registered_model_name order by {{ ranking }})
+        end as registered_model_rank,
+        dataset_id,
+        dataset_name,
+        group_kind,
+        group_name,
+        rank() over (partition by group_kind, group_name, dataset_id order by {{ ranking }}) as group_rank
+    from grouped
 )
 
 select * from ranked

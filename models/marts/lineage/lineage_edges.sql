@@ -63,6 +63,18 @@ project_has_dataset as (
     from datasets
 ),
 
+-- the Dataset Database's datasets the experiment's runs are evaluated on (run_datasets)
+project_has_evaluation_dataset as (
+    select distinct
+        'project:' || experiment_id as from_node_id,
+        'HAS' as relationship,
+        'dataset:database/' || dataset_id as to_node_id,
+        'Project' as from_label,
+        'Dataset' as to_label
+    from runs
+    where dataset_id is not null
+),
+
 project_has_model as (
     select
         'project:' || runs.experiment_id as from_node_id,
@@ -115,6 +127,8 @@ experiment_has_metric as (
 
 unioned as (
     select * from project_has_dataset
+    union all
+    select * from project_has_evaluation_dataset
     union all
     select * from project_has_model
     union all

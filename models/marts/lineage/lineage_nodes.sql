@@ -1,6 +1,7 @@
 -- One row per node of design document 002's ML lineage graph: MLflow experiments are
 -- Projects, MLflow runs are Experiments, registered model versions are Models, datasets
--- logged to MLflow are Datasets, and each run's latest value of a metric key is a Metric.
+-- logged to MLflow and the Dataset Database's datasets runs are evaluated on are Datasets,
+-- and each run's latest value of a metric key is a Metric.
 with
 
 experiments as (
@@ -29,6 +30,10 @@ latest_metrics as (
     select * from {{ ref('stg_mlflow__latest_metrics') }}
 ),
 
+evaluation_datasets as (
+    select * from {{ ref('stg_dataset__datasets') }}
+),
+
 project_nodes as (
     select
         'project:' || experiment_id as node_id,
@@ -48,13 +53,38 @@ dataset_nodes as (
         'Dataset' as label,
         dataset_name as name,
         jsonb_build_object(
+            'origin', 'mlflow',
             'dataset_uuid', dataset_uuid,
+            'dataset_id', null,
             'experiment_id', experiment_id,
             'digest', dataset_digest,
             'source_type', dataset_source_type,
             'source', dataset_source
         ) as properties
     from datasets
+),
+
+-- the Dataset Database's datasets that runs of this build are evaluated on (run_datasets):
+-- a run's own dataset even when it logged none to MLflow
+evaluation_dataset_nodes as (
+    select
+        'dataset:database/' || evaluation_datasets.dataset_id as node_id,
+        'Dataset' as label,
+        evaluation_datasets.dataset_name as name,
+        jsonb_build_object(
+            'origin', 'dataset_database',
+            'dataset_uuid', null,
+            'dataset_id', evaluation_datasets.dataset_id,
+            'experiment_id', null,
+            'digest', null,
+            'source_type', null,
+            'source', null
+        ) as properties
+    from evaluation_datasets
+    where exists (
+        select 1 from classified
+        where classified.dataset_id = evaluation_datasets.dataset_id
+    )
 ),
 
 -- registered model names are unique per MLflow workspace: only non-default ones are spelled out
@@ -89,11 +119,15 @@ experiment_nodes as (
             'status', classified.run_status,
             'lifecycle_stage', runs.lifecycle_stage,
             'started_at', runs.started_at,
-            'ended_at', runs.ended_at
+            'ended_at', runs.ended_at,
+            'dataset_id', classified.dataset_id,
+            'dataset_name', evaluation_datasets.dataset_name
         ) as properties
     from classified
     inner join runs
         on classified.run_uuid = runs.run_uuid
+    left join evaluation_datasets
+        on classified.dataset_id = evaluation_datasets.dataset_id
 ),
 
 metric_nodes as (
@@ -118,6 +152,8 @@ final as (
     select * from project_nodes
     union all
     select * from dataset_nodes
+    union all
+    select * from evaluation_dataset_nodes
     union all
     select * from model_nodes
     union all

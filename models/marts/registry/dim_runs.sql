@@ -1,5 +1,5 @@
 -- One row per MLflow run: its experiment, params and tags (as JSON objects), the model
--- versions registered from it and their aliases, and whether it was evaluated.
+-- versions registered from it and their aliases, whether it was evaluated, and on which dataset.
 
 {#- the run tags that may hold the git commit (var git_commit_tags), as SQL literals -#}
 {%- set git_commit_tags = [] -%}
@@ -35,6 +35,10 @@ classified as (
 
 prediction_counts as (
     select * from {{ ref('int_run_predictions_counted') }}
+),
+
+datasets as (
+    select * from {{ ref('stg_dataset__datasets') }}
 ),
 
 param_objects as (
@@ -94,7 +98,9 @@ final as (
         -- the producer's rows for the run, evaluated or not (0: none)
         coalesce(prediction_counts.n_predictions, 0) as n_predictions,
         classified.is_evaluated,
-        classified.exclusion_reason
+        classified.exclusion_reason,
+        classified.dataset_id,
+        datasets.dataset_name
     -- the runs of this build (int_runs_classified, a table made once per build), not the
     -- live view: a run MLflow records mid-build waits for the next build in every mart
     from classified
@@ -110,6 +116,8 @@ final as (
         on classified.run_uuid = registrations.run_uuid
     left join prediction_counts
         on classified.run_uuid = prediction_counts.run_uuid
+    left join datasets
+        on classified.dataset_id = datasets.dataset_id
 )
 
 select * from final

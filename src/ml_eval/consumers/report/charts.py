@@ -68,6 +68,13 @@ def _tick(value: float) -> str:
     return f"{value:g}"
 
 
+def _short(text: str, limit: int = 11) -> Markup:
+    """A class name short enough for an axis tick; a longer one is cut, whole in its tooltip."""
+    if len(text) <= limit:
+        return Markup("{}").format(text)
+    return Markup("{}…<title>{}</title>").format(text[: limit - 1], text)
+
+
 def figure(chart_id: str, kind: str, title: str, svg: Markup, caption: str = "", wide: bool = False) -> Markup:
     cap = Markup("<figcaption><strong>{}</strong>{}</figcaption>").format(
         title, Markup(" <span>{}</span>").format(caption) if caption else EMPTY
@@ -99,15 +106,16 @@ def heatmap(chart_id: str, run: Named, cells: Sequence[ConfusionCell]) -> Markup
         ).format(top + size * len(classes) / 2),
     ]
     index = {label: i for i, label in enumerate(classes)}
+    names = {c.actual_class: c.actual for c in cells} | {c.predicted_class: c.predicted for c in cells}
     for label, i in index.items():
         out.append(
             Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
-                left + size * i + size / 2, top - 10, label
+                left + size * i + size / 2, top - 10, _short(names[label])
             )
         )
         out.append(
             Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(
-                left - 10, top + size * i + size / 2 + 4, label
+                left - 10, top + size * i + size / 2 + 4, _short(names[label])
             )
         )
     for cell in cells:
@@ -120,9 +128,14 @@ def heatmap(chart_id: str, run: Named, cells: Sequence[ConfusionCell]) -> Markup
         else:
             colour = _lerp("#fde0d2", "#a50f15", share)
         ink = "#ffffff" if cell.n and share > 0.5 else "#1f2328"
-        tip = f"{run_label(run)}: actual {cell.actual_class}, predicted {cell.predicted_class}: {cell.n} predictions"
+        tip = f"{run_label(run)}: actual {cell.actual}, predicted {cell.predicted}: {cell.n} predictions"
         ident = data_attrs(
-            run_uuid=run.run_uuid, actual_class=cell.actual_class, predicted_class=cell.predicted_class, n=cell.n
+            run_uuid=run.run_uuid,
+            actual_class=cell.actual_class,
+            predicted_class=cell.predicted_class,
+            n=cell.n,
+            actual_class_name=cell.actual_class_name,
+            predicted_class_name=cell.predicted_class_name,
         )
         out.append(
             Markup(
@@ -166,8 +179,10 @@ def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup
         for i, (key, label, colour) in enumerate(CLASS_METRICS):
             value: float = getattr(row, key)
             h = plot_h * max(0.0, min(1.0, value))
-            tip = f"{run_label(run)}: class {row.class_label} {label.lower()} {fmt(value, 6)} (support {row.support})"
-            ident = data_attrs(run_uuid=run.run_uuid, class_label=row.class_label, metric=key, value=value)
+            tip = f"{run_label(run)}: class {row.name} {label.lower()} {fmt(value, 6)} (support {row.support})"
+            ident = data_attrs(
+                run_uuid=run.run_uuid, class_label=row.class_label, class_name=row.class_name, metric=key, value=value
+            )
             out.append(
                 Markup(
                     '<rect class="mark bar" x="{}" y="{}" width="20" height="{}" rx="2" fill="{}"{}>'
@@ -176,8 +191,8 @@ def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup
             )
         centre = x0 + 32
         out.append(
-            Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">class {}</text>').format(
-                centre, top + plot_h + 16, row.class_label
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
+                centre, top + plot_h + 16, _short(f"class {row.name}" if row.name.isdigit() else row.name, 14)
             )
         )
         out.append(

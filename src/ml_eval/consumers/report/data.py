@@ -2,12 +2,20 @@
 
 All of the report's SQL is here. Nothing is computed again: the rows are the marts' values as
 read (timestamps in UTC), and the rules only choose which runs the page features.
+
+The page has one section per ranking group of the leaderboard and dataset (`group_kind`,
+`group_name`, `dataset_id`): each registered model, then each experiment's runs that were
+never registered, on each dataset their runs are evaluated on. Groups are never ranked
+against each other, nor is one of them "the" headline: each section is headed by its own
+champion (the run the champion alias points at), else its top ranked run, with its dataset
+named. The sections come in a fixed order that does not depend on the scores: registered
+models first, then experiments, each by name, then by dataset name (`groups`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, TypeVar
@@ -20,7 +28,10 @@ from ml_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-TOP_RUNS = 4  # runs shown with a confusion matrix and class bars: the champion, then by rank
+TOP_RUNS = 4  # runs of a group shown with a confusion matrix and class bars: the champion, then by rank
+# the leaderboard's group kinds (rpt_model_leaderboard.group_kind), in the order of the page's sections
+GROUP_KINDS = ("registered_model", "experiment")
+GROUP_TITLES = {"registered_model": "Registered model", "experiment": "Experiment"}
 
 # the marts the report reads (models/marts/_exposures.yml lists the same)
 MARTS = (
@@ -65,6 +76,11 @@ class LeaderboardRow:
     started_at: datetime | None
     experiment_rank: int
     registered_model_rank: int | None
+    dataset_id: int
+    dataset_name: str
+    group_kind: str
+    group_name: str
+    group_rank: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,11 @@ class Evaluation:
     agrees_with_mlflow: bool | None
 
 
+def class_name(label: int, name: str | None) -> str:
+    """A class as the page names it: its label in the dataset, else its integer class."""
+    return str(label) if name is None else name
+
+
 @dataclass(frozen=True, slots=True)
 class ConfusionCell:
     """A cell of fct_confusion_matrix (zero cells included)."""
@@ -103,6 +124,16 @@ class ConfusionCell:
     actual_class: int
     predicted_class: int
     n: int
+    actual_class_name: str | None = None  # the label in the run's dataset (`setosa`; `1` for Wine)
+    predicted_class_name: str | None = None
+
+    @property
+    def actual(self) -> str:
+        return class_name(self.actual_class, self.actual_class_name)
+
+    @property
+    def predicted(self) -> str:
+        return class_name(self.predicted_class, self.predicted_class_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +146,11 @@ class ClassMetric:
     precision: float
     recall: float
     f1: float
+    class_name: str | None = None  # the label in the run's dataset
+
+    @property
+    def name(self) -> str:
+        return class_name(self.class_label, self.class_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +202,9 @@ QUERIES: dict[type, sql.SQL] = {
         select run_uuid, experiment_name, run_name, model_family, registered_model_name,
             model_version, is_champion, n_predictions, accuracy, balanced_accuracy, f1_macro,
             f1_weighted, log_loss, roc_auc, agrees_with_mlflow, started_at, experiment_rank,
-            registered_model_rank
+            registered_model_rank, dataset_id, dataset_name, group_kind, group_name, group_rank
         from {schema}.rpt_model_leaderboard
-        order by experiment_name, experiment_rank, started_at, run_uuid
+        order by group_kind, group_name, dataset_name, group_rank, started_at, run_uuid
     """),
     Evaluation: sql.SQL("""
         select run_uuid, experiment_name, run_name, model_family, started_at, ended_at,
@@ -178,12 +214,12 @@ QUERIES: dict[type, sql.SQL] = {
         from {schema}.fct_run_evaluation
     """),
     ConfusionCell: sql.SQL("""
-        select run_uuid, actual_class, predicted_class, n
+        select run_uuid, actual_class, predicted_class, n, actual_class_name, predicted_class_name
         from {schema}.fct_confusion_matrix
         order by run_uuid, actual_class, predicted_class
     """),
     ClassMetric: sql.SQL("""
-        select run_uuid, class_label, support, precision, recall, f1
+        select run_uuid, class_label, support, precision, recall, f1, class_name
         from {schema}.fct_class_metrics
         order by run_uuid, class_label
     """),
@@ -303,32 +339,74 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """A ranking group of the leaderboard on one dataset: a registered model, or an experiment's
+    unregistered runs."""
+
+    kind: str  # rpt_model_leaderboard.group_kind
+    name: str
+    dataset_id: int
+    dataset_name: str
+    rows: list[LeaderboardRow]  # by group_rank, then the earlier run
+
+    @property
+    def title(self) -> str:
+        return GROUP_TITLES.get(self.kind, self.kind)
+
+    @property
+    def headline(self) -> LeaderboardRow:
+        """The group's champion, else its top ranked run."""
+        return next((row for row in self.rows if row.is_champion), self.rows[0])
+
+    @property
+    def experiments(self) -> list[str]:
+        return sorted({str(row.experiment_name) for row in self.rows})
+
+
+GroupKey = tuple[str, str, int, str]  # group_kind, group_name, dataset_id, dataset_name
+
+
+def _group_order(key: GroupKey) -> tuple[int, str, str, str, int]:
+    kind, name, dataset_id, dataset_name = key
+    return (GROUP_KINDS.index(kind) if kind in GROUP_KINDS else len(GROUP_KINDS), kind, name, dataset_name, dataset_id)
+
+
+def _rank_order(row: LeaderboardRow) -> tuple:
+    return (row.group_rank, row.started_at is None, row.started_at, row.run_uuid)
+
+
+def groups(board: Iterable[LeaderboardRow]) -> list[Group]:
+    """The leaderboard's groups: registered models, then experiments, each by name (code point
+    order), then by dataset name; a group's runs by rank, then start, then run_uuid. The order
+    never depends on the scores."""
+    by_key: dict[GroupKey, list[LeaderboardRow]] = {}
+    for row in board:
+        by_key.setdefault((row.group_kind, row.group_name, row.dataset_id, row.dataset_name), []).append(row)
+    return [
+        Group(*key, sorted(rows, key=_rank_order))
+        for key, rows in sorted(by_key.items(), key=lambda item: _group_order(item[0]))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Pairing:
-    """The champion (else the best ranked run) and its runner-up."""
+    """A group's champion (else its best ranked run) and its runner-up."""
 
     champion: LeaderboardRow
     runner_up: LeaderboardRow | None
-    has_alias: bool  # False: no run holds the champion alias, `champion` is the top ranked
+    has_alias: bool  # False: no run of the group holds the champion alias, `champion` is the top ranked
 
 
-def champion_and_runner_up(board: Sequence[LeaderboardRow]) -> Pairing | None:
-    """The champion (else the best ranked) and the best ranked other run of its model/experiment."""
-    if not board:
-        return None
-    champions = [row for row in board if row.is_champion]
-    champion = champions[0] if champions else board[0]
-    if champion.registered_model_name is not None:
-        peers = [r for r in board if r.registered_model_name == champion.registered_model_name]
-        peers.sort(key=lambda r: r.registered_model_rank)  # type: ignore[arg-type,return-value]  # stable: board order breaks ties
-    else:
-        peers = [r for r in board if r.experiment_name == champion.experiment_name]
-    others = [r for r in peers if r.run_uuid != champion.run_uuid]
-    return Pairing(champion, others[0] if others else None, bool(champions))
+def champion_and_runner_up(group: Group) -> Pairing:
+    """The group's champion (else its best ranked run) and the best ranked other run of the group."""
+    champion = group.headline
+    others = [row for row in group.rows if row.run_uuid != champion.run_uuid]
+    return Pairing(champion, others[0] if others else None, champion.is_champion)
 
 
-def featured_runs(board: Sequence[LeaderboardRow], top: int = TOP_RUNS) -> list[LeaderboardRow]:
-    """The champions, then the runs in leaderboard order, `top` runs at most."""
-    return sorted(board, key=lambda r: (not r.is_champion, r.experiment_rank))[:top]
+def featured_runs(group: Group, top: int = TOP_RUNS) -> list[LeaderboardRow]:
+    """The group's champion, then its runs by rank, `top` runs at most."""
+    return sorted(group.rows, key=lambda r: not r.is_champion)[:top]  # stable: rank order kept
 
 
 def better(metric: ComparedMetric, a: float | None, b: float | None) -> str | None:
@@ -339,8 +417,8 @@ def better(metric: ComparedMetric, a: float | None, b: float | None) -> str | No
 
 
 def display_order(data: ReportData) -> list[str]:
-    """Every run_uuid: the leaderboard's order, then the runs not evaluated (for stable colours)."""
-    order = [r.run_uuid for r in data.leaderboard]
+    """Every run_uuid: the groups' order, then the runs not evaluated (for stable colours)."""
+    order = [r.run_uuid for group in groups(data.leaderboard) for r in group.rows]
     seen = set(order)
     return order + [r.run_uuid for r in data.runs if r.run_uuid not in seen]
 

@@ -17,6 +17,7 @@ from ml_eval.consumers.report.data import (
     COMPARED,
     ComparedMetric,
     Evaluation,
+    Group,
     LeaderboardRow,
     Named,
     ReportData,
@@ -24,6 +25,7 @@ from ml_eval.consumers.report.data import (
     champion_and_runner_up,
     display_order,
     featured_runs,
+    groups,
     history_by_metric,
 )
 from ml_eval.consumers.report.formatting import data_attrs, fmt, fmt_time, run_label
@@ -94,10 +96,8 @@ def _colours(data: ReportData) -> dict[str, str]:
     return {uuid: charts.PALETTE[i % len(charts.PALETTE)] for i, uuid in enumerate(display_order(data))}
 
 
-def _comparison(data: ReportData, colours: dict[str, str]) -> Comparison | None:
-    pairing = champion_and_runner_up(data.leaderboard)
-    if pairing is None:
-        return None
+def _comparison(data: ReportData, group: Group, index: int, colours: dict[str, str]) -> Comparison:
+    pairing = champion_and_runner_up(group)
     champion = data.evaluation(pairing.champion)
     if pairing.runner_up is None:
         return Comparison(champion, None, pairing.has_alias, [], Markup(""))
@@ -107,22 +107,51 @@ def _comparison(data: ReportData, colours: dict[str, str]) -> Comparison | None:
         a, b = getattr(champion, metric.key, None), getattr(runner, metric.key, None)
         rows.append(ComparedRow(metric, a, b, better(metric, a, b)))
     chart = charts.comparison_bars(
-        "comparison", champion, runner, (colours[champion.run_uuid], colours[runner.run_uuid])
+        f"comparison-{index}", champion, runner, (colours[champion.run_uuid], colours[runner.run_uuid])
     )
     return Comparison(champion, runner, pairing.has_alias, rows, chart)
 
 
-def _cards(data: ReportData, colours: dict[str, str]) -> list[Card]:
+def _cards(data: ReportData, group: Group, index: int, colours: dict[str, str]) -> list[Card]:
     cards = []
-    for i, row in enumerate(featured_runs(data.leaderboard)):
+    for i, row in enumerate(featured_runs(group)):
         run = data.evaluation(row)
         drawn = []
         if data.confusion.get(row.run_uuid):
-            drawn.append(charts.heatmap(f"confusion-{i}", run, data.confusion[row.run_uuid]))
+            drawn.append(charts.heatmap(f"confusion-{index}-{i}", run, data.confusion[row.run_uuid]))
         if data.class_metrics.get(row.run_uuid):
-            drawn.append(charts.class_bars(f"classes-{i}", run, data.class_metrics[row.run_uuid]))
+            drawn.append(charts.class_bars(f"classes-{index}-{i}", run, data.class_metrics[row.run_uuid]))
         cards.append(Card(row, colours[row.run_uuid], Markup("").join(drawn)))
     return cards
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A group's section: its headline run, its leaderboard, champion against runner-up, top runs."""
+
+    index: int  # its position on the page, for element ids
+    group: Group
+    headline: LeaderboardRow
+    has_alias: bool
+    comparison: Comparison
+    cards: list[Card]
+
+
+def _sections(data: ReportData, colours: dict[str, str]) -> list[Section]:
+    sections = []
+    for index, group in enumerate(groups(data.leaderboard)):
+        comparison = _comparison(data, group, index, colours)
+        sections.append(
+            Section(
+                index,
+                group,
+                group.headline,
+                comparison.has_alias,
+                comparison,
+                _cards(data, group, index, colours),
+            )
+        )
+    return sections
 
 
 def _history(data: ReportData, colours: dict[str, str]) -> Markup:
@@ -137,33 +166,31 @@ def _history(data: ReportData, colours: dict[str, str]) -> Markup:
     return Markup("").join(drawn)
 
 
-def _tiles(data: ReportData) -> list[tuple[str, str]]:
+def _tiles(data: ReportData, sections: list[Section]) -> list[tuple[str, str]]:
+    """The page's counts; no run is headlined here: each group's section has its own headline."""
     experiments = sorted({str(r.experiment_name) for r in data.leaderboard})
-    tiles = [("Evaluated runs", str(len(data.leaderboard))), ("Experiments", ", ".join(experiments) or "—")]
-    pairing = champion_and_runner_up(data.leaderboard)
-    if pairing is not None:
-        champion = pairing.champion
-        tiles = [
-            ("Champion" if pairing.has_alias else "Top ranked", run_label(champion)),
-            ("Macro F1", fmt(champion.f1_macro)),
-            ("Accuracy", fmt(champion.accuracy)),
-            *tiles,
-        ]
-    return tiles
+    datasets = sorted({r.dataset_name for r in data.leaderboard})
+    models = {section.group.name for section in sections if section.group.kind == "registered_model"}
+    return [
+        ("Evaluated runs", str(len(data.leaderboard))),
+        ("Registered models", str(len(models))),
+        ("Experiments", ", ".join(experiments) or "—"),
+        ("Datasets", ", ".join(datasets) or "—"),
+    ]
 
 
 def render(data: ReportData, env: Environment | None = None) -> str:
     """The whole page as one string (all database text escaped)."""
     env = env or environment()
     colours = _colours(data)
+    sections = _sections(data, colours)
     return env.get_template(PAGE).render(
         data=data,
         css=_asset(env, STYLESHEET),
         script=_asset(env, SCRIPT),
-        tiles=_tiles(data),
+        tiles=_tiles(data, sections),
         colours=colours,
         several_experiments=len({r.experiment_name for r in data.leaderboard}) > 1,
-        comparison=_comparison(data, colours),
-        cards=_cards(data, colours),
+        sections=sections,
         history=_history(data, colours),
     )
