@@ -448,12 +448,23 @@ def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsy
             before = _published_run(copy, run)
         iris = pd.read_csv(work / "iris.csv", dtype={"sample_key": str}).set_index("sample_key")
         corrected = _write(tmp_path, "fixed.csv", [{"sample_key": k, "predicted": iris.loc[k, "target"]} for k in keys])
+        # and a model version MLflow 3 deleted (it keeps the row, stage Deleted_Internal, run_id redacted)
+        url = copy.sqlalchemy_url("mlflow")
+        client = MlflowClient(url, url)
+        client.create_registered_model("iris-withdrawn")
+        version = client.create_model_version("iris-withdrawn", source=f"runs:/{run}/model", run_id=run).version
+        client.delete_model_version("iris-withdrawn", version)
         os.environ.update(_env(copy))
         assert cli.main(["load-predictions", "--run-id", run, "--dataset", "iris", corrected, "--replace"]) == 0
         assert f"replacing {len(keys)}" in capsys.readouterr().out
         run_dbt(["build"], copy)
         after = _published_run(copy, run)
         assert before["accuracy"] < 1 and after["accuracy"] == 1.0
+        with copy.connect() as conn:
+            withdrawn = conn.execute(
+                "select count(*) from published.dim_model_versions where registered_model_name = 'iris-withdrawn'"
+            ).fetchone()[0]
+        assert withdrawn == 0
         _assert_equal_to_sklearn(copy, run, [0, 1, 2])
         assert _orphans(copy) == 0
 

@@ -1,7 +1,10 @@
+-- A version deleted with MLflow 3's delete_model_version stays in the table as stage
+-- Deleted_Internal, its run_id redacted: it is gone for MLflow's own API, and here.
 with
 
 source as (
     select * from {{ source('mlflow', 'model_versions') }}
+    where current_stage is distinct from 'Deleted_Internal'
 ),
 
 renamed as (
