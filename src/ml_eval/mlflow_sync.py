@@ -534,6 +534,7 @@ def _target(warehouse: Warehouse, schema: str) -> Iterator[Any]:
                 f"cannot connect to the warehouse database {warehouse.database}: {_first_line(exc)}"
             ) from None
         with sa_conn:
+            sa_conn.begin()  # explicit: most statements go through the driver connection, unseen by SQLAlchemy
             yield sa_conn
     finally:
         engine.dispose()
