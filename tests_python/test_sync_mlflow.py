@@ -31,7 +31,12 @@ from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
 
 PREFIX = os.environ.get("ML_EVAL_TEST_DATABASE_PREFIX") or "ml_eval_pytest"
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+# the MariaDB service (.ci/run checks it answers first)
+MARIADB = {
+    "host": os.environ.get("ML_EVAL_TEST_MARIADB_HOST") or "127.0.0.1",
+    "port": int(os.environ.get("ML_EVAL_TEST_MARIADB_PORT") or 3306),
+    "user": "root",
+}
 SCHEMA = CONFIG.mlflow_schema
 # the values MLflow stores for what was logged: NaN is 0 with is_nan, ±inf the largest doubles
 LOGGED = {"sum": 0.1 + 0.2, "third": 1 / 3, "nan": math.nan, "inf": math.inf, "ninf": -math.inf, "tiny": 5e-324}
@@ -219,7 +224,7 @@ def mariadb() -> Iterator[Store]:
     database = _fresh_warehouse("sync_mariadb")
     store = Store(
         "mariadb",
-        f"mysql+pymysql://root@127.0.0.1:3306/{name}",
+        f"mysql+pymysql://root@{MARIADB['host']}:{MARIADB['port']}/{name}",
         lambda: pymysql.connect(**MARIADB, database=name, charset="utf8mb4"),
         "`",
         database,
@@ -381,16 +386,17 @@ def test_untested_revision_is_refused_by_name(sqlite: Store, tmp_path: Path):
 
 def test_password_is_never_printed(mariadb: Store, tmp_path: Path):
     secret = "s3cret-Pw_42"
-    url = f"mysql+pymysql://root:{secret}@127.0.0.1:3306/whatever"
+    server = f"{MARIADB['host']}:{MARIADB['port']}"
+    url = f"mysql+pymysql://root:{secret}@{server}/whatever"
     done = run_ml_eval("sync-mlflow", "--from", url, "--database", mariadb.warehouse.database, check=False)
     assert done.returncode == 2
     assert secret not in done.stdout + done.stderr
-    assert "mysql+pymysql://root:***@127.0.0.1:3306/whatever" in done.stderr
+    assert f"mysql+pymysql://root:***@{server}/whatever" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
     file = tmp_path / "password"
     file.write_text(secret + "\n")
-    plain = "mysql+pymysql://root@127.0.0.1:3306/whatever"
+    plain = f"mysql+pymysql://root@{server}/whatever"
     for extra, env in ((["--password-file", str(file)], {}), ([], {"ML_EVAL_MLFLOW_PASSWORD": secret})):
         done = run_ml_eval(
             "sync-mlflow", "--from", plain, "--database", mariadb.warehouse.database, *extra, env=env, check=False
