@@ -262,7 +262,15 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 
 def test_first_sync_copies_every_row_exactly(store: Store):
+    from ml_eval.producer.tracking import ensure_store
+
     copy = assert_copy_is_exact(store)
+    own = _fresh_warehouse("sync_317_own")  # the tables MLflow 3.17 makes itself in PostgreSQL
+    try:
+        ensure_store(own, SCHEMA)
+        assert ddl(store.warehouse) == ddl(own)
+    finally:
+        drop_database(own)
     assert len(copy["runs"]) == 2
     assert len(copy["model_versions"]) == 2
     assert copy["alembic_version"] == [("dc11669786a5",)]
@@ -458,3 +466,94 @@ def test_file_store_ids_that_do_not_fit_are_refused(tmp_path: Path, monkeypatch:
             assert conn.execute("select 1 from pg_namespace where nspname = %s", (SCHEMA,)).fetchone() is None
     finally:
         drop_database(database)
+
+
+# --- MLflow 2.22's schema era -------------------------------------------------------------------
+
+# Runs in MLflow 2.22's own environment (tests_python/support/mlflow_legacy.py): a SQLite store
+# with one run, and MLflow 2.22's own tables in PostgreSQL, to compare the copy's DDL with.
+LEGACY_SYNC_SCRIPT = r"""
+import json, logging, math, sys, warnings
+warnings.simplefilter("ignore")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+import mlflow, sqlalchemy
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.store.db.utils import _initialize_tables
+job = json.load(sys.stdin)
+client = MlflowClient(job["sqlite"], job["sqlite"])
+experiment_id = client.create_experiment("legacy")
+run = client.create_run(experiment_id, run_name="legacy-run", tags={"note": "it's ü"})
+client.log_batch(run.info.run_id, params=[Param("C", "0.1")], metrics=[
+    Metric("sum", 0.1 + 0.2, 1, 0), Metric("nan", math.nan, 1, 0), Metric("inf", math.inf, 1, 0)])
+client.set_terminated(run.info.run_id)
+client.create_registered_model("legacy-model")
+version = client.create_model_version("legacy-model", f"{run.info.artifact_uri}/model", run.info.run_id)
+client.set_registered_model_alias("legacy-model", "champion", version.version)
+_initialize_tables(sqlalchemy.create_engine(job["postgresql"]))
+print(json.dumps({"mlflow_version": mlflow.__version__, "run_id": run.info.run_id}))
+"""
+
+
+def ddl(database: wh.Warehouse) -> dict[str, list]:
+    """The MLflow schema's columns, constraints and indexes, as PostgreSQL prints them."""
+    with database.connect() as conn:
+        columns = conn.execute(
+            "select table_name, column_name, data_type, character_maximum_length, is_nullable, column_default"
+            " from information_schema.columns where table_schema = %s order by 1, 2",
+            (SCHEMA,),
+        ).fetchall()
+        constraints = conn.execute(
+            "select c.relname, k.conname, pg_get_constraintdef(k.oid) from pg_constraint k"
+            " join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s order by 1, 2",
+            (SCHEMA,),
+        ).fetchall()
+        indexes = conn.execute(
+            "select tablename, indexdef from pg_indexes where schemaname = %s order by 1, 2", (SCHEMA,)
+        ).fetchall()
+    return {"columns": columns, "constraints": constraints, "indexes": indexes}
+
+
+def test_mlflow_222_store_is_copied_with_mlflow_222_s_ddl(tmp_path: Path):
+    """A SQLite store MLflow 2.22 wrote: the copy gets 2.22's revision and exactly the tables
+    MLflow 2.22 itself makes in PostgreSQL (made here through 3.17's migrations)."""
+    import json
+
+    from support.mlflow_legacy import ALEMBIC_REVISION, tracking_uri, uv_command
+
+    own = _fresh_warehouse("sync_222_own")
+    copy = _fresh_warehouse("sync_222_copy")
+    path = tmp_path / "mlflow222.db"
+    try:
+        with own.connect() as conn:
+            conn.execute(f'create schema "{SCHEMA}"')
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+        env.update({"DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"})
+        job = {"sqlite": f"sqlite:///{path}", "postgresql": tracking_uri(own, SCHEMA)}
+        done = subprocess.run(
+            [*uv_command(), "python", "-c", LEGACY_SYNC_SCRIPT],
+            input=json.dumps(job), capture_output=True, text=True, env=env, timeout=900, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["mlflow_version"].startswith("2.22.")
+
+        store = Store("sqlite", f"sqlite:///{path}", lambda: sqlite3.connect(path), '"', copy)
+        synced = sync(store)
+        assert f"(revision {ALEMBIC_REVISION}, MLflow 2.22)" in synced.stdout
+        assert ddl(copy) == ddl(own)
+        tables = copied_tables(copy)
+        assert len(tables) == 19  # design document 000's tables
+        snap = snapshot(copy)
+        for table, (columns, types) in tables.items():
+            rows = sorted(
+                (tuple(normal(v, t) for v, t in zip(r, types, strict=True)) for r in store.source_rows(table, columns)),
+                key=repr,
+            )
+            assert snap[table] == rows, table
+        assert metric_values(store, result["run_id"])["sum"] == (struct.pack(">d", 0.30000000000000004), False)
+    finally:
+        drop_database(own)
+        drop_database(copy)
