@@ -265,7 +265,7 @@ def test_first_sync_copies_every_row_exactly(store: Store):
     from ml_eval.producer.tracking import ensure_store
 
     copy = assert_copy_is_exact(store)
-    own = _fresh_warehouse("sync_317_own")  # the tables MLflow 3.17 makes itself in PostgreSQL
+    own = _fresh_warehouse(f"sync_317_{store.kind}")  # the tables MLflow 3.17 makes itself in PostgreSQL
     try:
         ensure_store(own, SCHEMA)
         assert ddl(store.warehouse) == ddl(own)
