@@ -282,6 +282,40 @@ def cmd_load_predictions(args: argparse.Namespace, config: Config) -> None:
 
 
 @command(
+    "sync-mlflow",
+    "copy MLflow's tables from its own store (MySQL/MariaDB, SQLite, PostgreSQL) into the warehouse, incrementally",
+    arg(
+        "--from",
+        dest="source",
+        help="MLflow's backend store URI, e.g. mysql+pymysql://mlflow@db:3306/mlflow (default: $ML_EVAL_MLFLOW_URI)",
+    ),
+    arg(
+        "--password-file",
+        help="a file whose first line is the store's password (default:"
+        " $ML_EVAL_MLFLOW_PASSWORD, else $ML_EVAL_MLFLOW_PASSWORD_FILE)",
+    ),
+)
+def cmd_sync_mlflow(args: argparse.Namespace, config: Config) -> None:
+    """One transaction on the warehouse: a failed or killed sync leaves the previous copy as it was.
+    Progress goes to stderr, the summary line to stdout; the password is never printed."""
+    from ml_eval import mlflow_sync
+
+    uri = args.source or config.mlflow_uri
+    if not uri:
+        raise UserError(
+            "sync-mlflow needs --from URI (or ML_EVAL_MLFLOW_URI): MLflow's backend store, e.g."
+            " mysql+pymysql://mlflow@db:3306/mlflow or sqlite:///mlflow.db"
+        )
+    source = mlflow_sync.resolve_source(
+        uri, password=config.mlflow_password, password_file=args.password_file or config.mlflow_password_file
+    )
+    warehouse = _warehouse(args, config)
+    with preflight.exclusive(warehouse, "sync-mlflow"):
+        result = mlflow_sync.sync(source, warehouse, config.mlflow_schema, preflight.tested_revisions(config))
+    print(result.summary, flush=True)
+
+
+@command(
     "demo",
     "the main job: load the seeds, train, build, test, document (README command 1)",
     FRESH,

@@ -16,6 +16,9 @@ dbt as `--vars`, so dbt and Python always agree.
 | published_schema | | `ML_EVAL_PUBLISHED_SCHEMA` | var `published_schema` |
 | experiment | `--experiment` | `ML_EVAL_EXPERIMENT` | `wine-classification` |
 | registered_model | `--registered-model` | `ML_EVAL_REGISTERED_MODEL` | `wine-classifier` |
+| mlflow_uri | `sync-mlflow --from` | `ML_EVAL_MLFLOW_URI` | none: MLflow's store is the warehouse |
+| mlflow_password | | `ML_EVAL_MLFLOW_PASSWORD` | the URI's, else none |
+| mlflow_password_file | `sync-mlflow --password-file` | `ML_EVAL_MLFLOW_PASSWORD_FILE` | none |
 
 The connection itself (PGHOST, PGPORT, PGUSER, PGPASSWORD) is libpq's, read by
 `ml_eval.warehouse` and by dbt's profiles.yml alike.
@@ -130,6 +133,10 @@ class Config:
     published_schema: str
     experiment: str = DEFAULT_EXPERIMENT
     registered_model: str = DEFAULT_REGISTERED_MODEL
+    # MLflow's own backend store, when it is not the warehouse (`ml-eval sync-mlflow` copies it)
+    mlflow_uri: str | None = field(default=None, repr=False)
+    mlflow_password: str | None = field(default=None, repr=False)
+    mlflow_password_file: str | None = None
     vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -159,6 +166,9 @@ class Config:
             database=check_name("database", database or env.get("PGDATABASE") or DEFAULT_DATABASE, where),
             experiment=experiment or env.get("ML_EVAL_EXPERIMENT") or DEFAULT_EXPERIMENT,
             registered_model=registered_model or env.get("ML_EVAL_REGISTERED_MODEL") or DEFAULT_REGISTERED_MODEL,
+            mlflow_uri=env.get("ML_EVAL_MLFLOW_URI") or None,
+            mlflow_password=env.get("ML_EVAL_MLFLOW_PASSWORD") or None,
+            mlflow_password_file=env.get("ML_EVAL_MLFLOW_PASSWORD_FILE") or None,
             vars=MappingProxyType({**declared, **schemas}),
             **schemas,
         )
