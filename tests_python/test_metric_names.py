@@ -2,9 +2,10 @@
 var mlflow_metric_names (in order of preference) with what it computes, and a run none of
 whose logged metrics is mapped is shown as not compared, never as agreeing.
 
-One module database holds the seeds and real MLflow runs whose predictions are written by the
-producer's loader; the logged values are scikit-learn's, computed from those predictions. The
-cases that change the input or the vars work on a clone of it.
+One module database holds the Wine seeds, registered in the Dataset Database, and real MLflow
+runs whose predictions are written by the producer's writer; the logged values are
+scikit-learn's, computed from those predictions. The cases that change the input or the vars
+work on a clone of it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from psycopg import sql
 from sklearn import metrics as skm
 
 from conftest import CONFIG, clone_database
-from ml_eval import mlflow_names
+from ml_eval import datasets, mlflow_names
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
@@ -123,8 +124,9 @@ def runs(warehouse: wh.Warehouse) -> Runs:
     run_dbt(["seed"], database)
     with database.connect(autocommit=True) as conn:
         conn.execute("create schema if not exists mlflow")
-    with database.connect() as conn:
-        pred.ensure_tables(conn, CONFIG.dataset_schema)
+    with database.connect() as conn:  # the Wine seeds registered in the Dataset Database, as train does
+        datasets.ensure_tables(conn, CONFIG.dataset_schema)
+        datasets.register_seeds(conn, CONFIG.seed_schema, CONFIG.dataset_schema)
         conn.commit()
     sample_index, truth = _targets(database)
     made = Runs(database)
