@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 from psycopg import sql
 from sklearn import metrics as skm
 
-from conftest import CONFIG, clone_database
-from ml_eval import datasets, mlflow_names
+from conftest import CONFIG, clone_database, register_wine
+from ml_eval import mlflow_names
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
@@ -124,10 +124,7 @@ def runs(warehouse: wh.Warehouse) -> Runs:
     run_dbt(["seed"], database)
     with database.connect(autocommit=True) as conn:
         conn.execute("create schema if not exists mlflow")
-    with database.connect() as conn:  # the Wine seeds registered in the Dataset Database, as train does
-        datasets.ensure_tables(conn, CONFIG.dataset_schema)
-        datasets.register_seeds(conn, CONFIG.seed_schema, CONFIG.dataset_schema)
-        conn.commit()
+    register_wine(database)  # the Wine seeds in the Dataset Database, as train does
     sample_index, truth = _targets(database)
     made = Runs(database)
     predicted, proba = _noisy(truth, 5)
