@@ -8,10 +8,14 @@
     )
 {%- endmacro %}
 
-{#- A metric MLflow logged agrees with the computed one: equal within var('metric_tolerance')
-    (dbt_project.yml), or not logged at all. -#}
+{#- A value MLflow logged agrees with the computed one: equal within var('metric_tolerance')
+    (dbt_project.yml), or both undefined (a NaN logged, a null computed). Only for a metric
+    the run logged: one it did not log is not compared at all. -#}
 {% macro agrees_with_logged(computed, logged) -%}
-    coalesce(abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance') }}, {{ logged }} is null)
+    coalesce(
+        abs({{ computed }} - {{ logged }}) <= {{ var('metric_tolerance') }},
+        {{ computed }} is null and {{ logged }} is null
+    )
 {%- endmacro %}
 
 {#- Seconds between two timestamps, as a double. -#}

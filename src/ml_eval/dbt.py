@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import yaml
+
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.warehouse import Warehouse
@@ -59,12 +61,34 @@ def _describe(result) -> str:
     return f"{node.resource_type} {node.name}: {detail}"
 
 
+def _given_vars(args: list[str]) -> tuple[list[str], dict]:
+    """`args` without their `--vars`, and the vars it gave (YAML, as dbt reads it)."""
+    rest, given = [], {}
+    words = iter(args)
+    for word in words:
+        if word == "--vars" or word.startswith("--vars="):
+            text = word.partition("=")[2] if "=" in word else next(words, "")
+            try:
+                value = yaml.safe_load(text) if text.strip() else {}
+            except yaml.YAMLError as exc:
+                raise UserError(f"--vars is not valid YAML: {str(exc).splitlines()[0]}") from None
+            if not isinstance(value, dict):
+                raise UserError(f"--vars must be a mapping of var names to values, not {text!r}")
+            given.update(value)
+        else:
+            rest.append(word)
+    return rest, given
+
+
 def dbt_arguments(args: list[str], config: Config) -> list[str]:
-    """`args` with the project, its profiles and the vars the configuration resolved."""
+    """`args` with the project, its profiles and the vars the configuration resolved. Vars the
+    caller gives with `--vars` are kept, merged under the resolved ones (dbt reads one --vars
+    only: a second would drop the first)."""
     if args and args[0] in ("deps", "clean", "debug", "init"):  # commands that take no --vars
         extra = []
     else:
-        extra = ["--vars", json.dumps(config.dbt_vars())]
+        args, given = _given_vars(args)
+        extra = ["--vars", json.dumps({**given, **config.dbt_vars()})]
     directory = str(config.project_dir)
     return [*args, *extra, "--project-dir", directory, "--profiles-dir", directory]
 

@@ -248,12 +248,13 @@ def create_legacy_runs(
     The seeds must be loaded. The schema must be empty or already MLflow 2.22's: a schema
     another MLflow release made is refused, since MLflow 2.22 cannot migrate it.
     """
+    from ml_eval.mlflow_names import logged_metric_keys, preferred_tag
     from ml_eval.producer.train import RunResult, choose_champion, evaluate, make_split, read_dataset
 
     mlflow_schema = mlflow_schema or config.mlflow_schema
     dataset_schema = dataset_schema or config.dataset_schema
-    metric_keys = dict(config.var("mlflow_metric_keys"))
-    family_tag = config.var("model_family_tag")
+    metric_keys = logged_metric_keys(config)
+    family_tag = preferred_tag(config, "model_family_tags")
     chosen = _candidates(candidates)
     if not chosen:
         raise UserError("no candidate models to track")
@@ -289,7 +290,7 @@ def create_legacy_runs(
                 "tags": {family_tag: candidate.family, "estimator": type(model).__name__},
                 "params": {key: str(value) for key, value in params.items()},
                 "metrics": {
-                    "example_count": float(len(split.y_test)),
+                    metric_keys.get("example_count", "example_count"): float(len(split.y_test)),
                     **{metric_keys.get(name, name): value for name, value in evaluation.metrics.items()},
                 },
                 "history": evaluation.history,

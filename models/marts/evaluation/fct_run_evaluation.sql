@@ -6,10 +6,23 @@
 -- predictions an evaluated run of the experiment holds): a run scored on a handful of
 -- samples is marked rather than ranked among the others (rpt_model_leaderboard).
 
-{#- The metrics compared with what MLflow logged: every key of var mlflow_metric_keys but
-    f1_macro, which the producer logs (f1_score_macro) and the report reads, but this mart
-    keeps no logged_ column of. -#}
-{%- set compared_metrics = var('mlflow_metric_keys').keys() | reject('equalto', 'f1_macro') | list %}
+{#- The metrics compared with what MLflow logged (macros/mlflow_names/): each -> the MLflow
+    keys that may hold it, in order of preference (var mlflow_metric_names), and the computed
+    column it is compared with. -#}
+{%- set metric_names = mlflow_metric_names() %}
+{%- set compared_columns = compared_metric_columns() %}
+{%- set positive_class_names = key_list(var('mlflow_positive_class_names'), 'var mlflow_positive_class_names') %}
+{%- set family_tags = run_tag_keys('model_family_tags', renamed_from='model_family_tag') %}
+{#- the rows (metric, key, preference) of var mlflow_metric_names; one null row when it maps none -#}
+{%- set metric_name_rows = [] %}
+{%- for metric, keys in metric_names.items() %}
+    {%- for key in keys %}
+        {%- do metric_name_rows.append('(' ~ sql_string(metric) ~ ', ' ~ sql_string(key) ~ ', ' ~ loop.index ~ ')') %}
+    {%- endfor %}
+{%- endfor %}
+{%- if not metric_name_rows %}
+    {%- do metric_name_rows.append('(null, null, 0)') %}
+{%- endif %}
 
 with
 
@@ -101,27 +114,75 @@ unscored_truths as (
     where class_metrics.support > 0 and class_scores.score_class is null
 ),
 
--- the value MLflow logged for each compared metric, under the key var mlflow_metric_keys
--- names (shared with the producer); example_count is MLflow's evaluator's own name
+-- the MLflow keys of each compared metric, ranked by preference (var mlflow_metric_names)
+metric_names as (
+    select
+        metric_name,
+        metric_key,
+        preference
+    from (
+        values
+        {{ metric_name_rows | join(', ') }}
+    ) as mapped (metric_name, metric_key, preference)
+    where metric_key is not null
+),
+
+-- per run and compared metric, the first of its keys the run logged (a NaN counts: it was
+-- logged); on a run of two classes the keys that hold the positive class's value there
+-- (var mlflow_positive_class_names) are not read
+logged_keys as (
+    select
+        run_uuid,
+        metric_name,
+        metric_key,
+        metric_value
+    from (
+        select
+            latest_metrics.run_uuid,
+            metric_names.metric_name,
+            metric_names.metric_key,
+            latest_metrics.metric_value,
+            row_number() over (
+                partition by latest_metrics.run_uuid, metric_names.metric_name
+                order by metric_names.preference
+            ) as preference_rank
+        from latest_metrics
+        inner join metric_names
+            on latest_metrics.metric_key = metric_names.metric_key
+        {%- if positive_class_names %}
+            left join class_summary
+                on latest_metrics.run_uuid = class_summary.run_uuid
+            where not (
+                class_summary.n_classes = 2
+                and metric_names.metric_key in (
+                    {%- for key in positive_class_names %}
+                        {{ sql_string(key) }}{% if not loop.last %},{% endif %}
+                    {%- endfor %}
+                )
+            )
+        {%- endif %}
+    ) as ranked
+    where preference_rank = 1
+),
+
+-- the value MLflow logged for each compared metric, under the key read for it
 logged as (
     select
         run_uuid,
-        max(metric_value) filter (where metric_key = 'example_count') as logged_example_count,
-        {% for metric in compared_metrics %}
-            max(metric_value) filter (
-                where metric_key = {{ sql_string(var('mlflow_metric_keys')[metric]) }}
-            ) as logged_{{ metric }}{% if not loop.last %},{% endif %}
-        {% endfor %}
-    from latest_metrics
+        {%- for metric in compared_columns %}
+            max(metric_value) filter (where metric_name = {{ sql_string(metric) }}) as logged_{{ metric }},
+        {%- endfor %}
+        jsonb_object_agg(metric_name, metric_key order by metric_name) as compared_mlflow_keys
+    from logged_keys
     group by run_uuid
 ),
 
 family_tags as (
     select
         run_uuid,
-        tag_value as model_family
+        {{ first_tag_value(family_tags) }} as model_family
     from run_tags
-    where tag_key = {{ sql_string(var('model_family_tag')) }}
+    group by run_uuid
 ),
 
 metrics as (
@@ -185,10 +246,10 @@ metrics as (
         / class_summary.n_predictions as log_loss,
         case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
         score_summary.probabilities_sum_to_one,
-        logged.logged_example_count,
-        {% for metric in compared_metrics %}
-            logged.logged_{{ metric }}{% if not loop.last %},{% endif %}
-        {% endfor %}
+        {%- for metric in compared_columns %}
+            logged.logged_{{ metric }},
+        {%- endfor %}
+        logged.compared_mlflow_keys
     from runs
     inner join run_details
         on runs.run_uuid = run_details.run_uuid
@@ -208,25 +269,49 @@ metrics as (
         on runs.run_uuid = logged.run_uuid
 ),
 
+-- per run and compared metric, the computed value beside the one MLflow logged
+comparisons as (
+    select
+        logged_keys.run_uuid,
+        logged_keys.metric_name,
+        case logged_keys.metric_name
+            {%- for metric, column in compared_columns.items() %}
+                when {{ sql_string(metric) }} then metrics.{{ column }}
+            {%- endfor %}
+        end as computed_value,
+        logged_keys.metric_value as logged_value
+    from logged_keys
+    inner join metrics
+        on logged_keys.run_uuid = metrics.run_uuid
+),
+
+-- a run is compared when MLflow logged a metric under a mapped key: the example count alone
+-- says nothing of the metrics (it is not counted), but a wrong one still disagrees
+agreement as (
+    select
+        run_uuid,
+        count(*) filter (where metric_name <> 'example_count') as n_compared_metrics,
+        bool_and({{ agrees_with_logged('computed_value', 'logged_value') }}) as all_agree
+    from comparisons
+    group by run_uuid
+),
+
 final as (
     select
-        *,
-        -- null when MLflow logged none of these metrics for the run
+        metrics.*,
+        cast(coalesce(agreement.n_compared_metrics, 0) as integer) as n_compared_metrics,
         case
-            when
-                num_nonnulls(
-                    logged_example_count,
-                    {% for metric in compared_metrics %}
-                        logged_{{ metric }}{% if not loop.last %},{% endif %}
-                    {% endfor %}
-                ) > 0
-                then
-                    {{ agrees_with_logged('n_predictions', 'logged_example_count') }}
-                    {% for metric in compared_metrics %}
-                        and {{ agrees_with_logged(metric, 'logged_' ~ metric) }}
-                    {% endfor %}
+            when not agreement.all_agree then 'disagrees'
+            when agreement.n_compared_metrics > 0 then 'agrees'
+            else 'not compared'
+        end as mlflow_agreement,
+        case
+            when not agreement.all_agree then false
+            when agreement.n_compared_metrics > 0 then true
         end as agrees_with_mlflow
     from metrics
+    left join agreement
+        on metrics.run_uuid = agreement.run_uuid
 )
 
 select * from final

@@ -1,11 +1,10 @@
 -- One row per MLflow run: its experiment, params and tags (as JSON objects), the model
 -- versions registered from it and their aliases, whether it was evaluated, and on which dataset.
 
-{#- the run tags that may hold the git commit (var git_commit_tags), as SQL literals -#}
-{%- set git_commit_tags = [] -%}
-{%- for tag in var('git_commit_tags') -%}
-    {%- do git_commit_tags.append(sql_string(tag)) -%}
-{%- endfor %}
+{#- the run tags that may name the family and hold the git commit, in order of preference
+    (vars model_family_tags, git_commit_tags): a run's value is its first of them -#}
+{%- set family_tags = run_tag_keys('model_family_tags', renamed_from='model_family_tag') %}
+{%- set git_commit_tags = run_tag_keys('git_commit_tags') %}
 
 with
 
@@ -53,10 +52,8 @@ tag_objects as (
     select
         run_uuid,
         jsonb_object_agg(tag_key, tag_value order by tag_key) as tags,
-        max(tag_value) filter (where tag_key = {{ sql_string(var('model_family_tag')) }}) as model_family,
-        max(tag_value) filter (
-            where tag_key in ({{ git_commit_tags | join(', ') }})
-        ) as git_commit
+        {{ first_tag_value(family_tags) }} as model_family,
+        {{ first_tag_value(git_commit_tags) }} as git_commit
     from run_tags
     group by run_uuid
 ),

@@ -35,6 +35,7 @@ from psycopg import sql
 from ml_eval import datasets
 from ml_eval.config import Config
 from ml_eval.errors import UserError
+from ml_eval.mlflow_names import preferred_tag
 from ml_eval.producer import predictions as pred
 from ml_eval.warehouse import Warehouse
 
@@ -369,7 +370,7 @@ def generate(
                 conn, n_samples, seed, schema=config.dataset_schema, seed_schema=config.seed_schema
             )
         experiment_id = _experiment_id(client, warehouse, config, experiment)
-        family_tag = config.var("model_family_tag")
+        family_tag = preferred_tag(config, "model_family_tags")
         per_chunk = max(1, CHUNK_PREDICTIONS // n_samples)
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             for chunk_start in range(first_ordinal, first_ordinal + n_runs, per_chunk):

@@ -8,8 +8,8 @@
 2. Split once, stratified and seeded (test_size 0.3, random_state 42: 124 train / 54 test).
 3. Per candidate (`ml_eval.producer.candidates`), one MLflow run in `Config.experiment`:
    log the params -> fit -> predict on the test split -> COPY the predictions in an open
-   transaction -> log the two datasets, the model, the metrics (named as MLflow's evaluator
-   names them, var `mlflow_metric_keys`, linked to the model and dataset) and their per-stage
+   transaction -> log the two datasets, the model, the metrics (each under the first key of
+   its list in var `mlflow_metric_names`, MLflow's evaluator names, linked to the model and dataset) and their per-stage
    history, register the model as a version of `Config.registered_model` -> commit the predictions -> the run ends
    FINISHED. Any exception on the way rolls the predictions back and MLflow's `start_run`
    context marks the run FAILED; the command stops there (exit 2, no champion change).
@@ -38,6 +38,7 @@ from psycopg import sql
 from ml_eval import datasets as datasets_db
 from ml_eval.config import Config
 from ml_eval.errors import UserError
+from ml_eval.mlflow_names import logged_metric_keys, preferred_tag
 from ml_eval.producer import predictions
 from ml_eval.producer.candidates import Candidate, default_candidates, hyperparameters
 from ml_eval.warehouse import Warehouse
@@ -62,7 +63,7 @@ class Settings:
     mlflow_schema: str
     experiment: str
     registered_model: str
-    metric_keys: dict[str, str]  # marts' metric -> the key MLflow logs (var mlflow_metric_keys)
+    metric_keys: dict[str, str]  # marts' metric -> the key it is logged under (logged_metric_keys)
     champion_alias: str
     model_family_tag: str
     git_commit_tag: str
@@ -80,10 +81,10 @@ class Settings:
             "mlflow_schema": config.mlflow_schema,
             "experiment": config.experiment,
             "registered_model": config.registered_model,
-            "metric_keys": dict(config.var("mlflow_metric_keys")),
+            "metric_keys": logged_metric_keys(config),
             "champion_alias": config.var("champion_alias"),
-            "model_family_tag": config.var("model_family_tag"),
-            "git_commit_tag": config.var("git_commit_tags")[0],
+            "model_family_tag": preferred_tag(config, "model_family_tags"),
+            "git_commit_tag": preferred_tag(config, "git_commit_tags"),
             "artifacts_dir": config.artifacts_dir,
             "project_dir": config.project_dir,
         }
@@ -283,7 +284,7 @@ def evaluate(model, split: Split, labels: Sequence[int]) -> Evaluation:
     predicted = np.asarray(model.predict(split.x_test)).astype("int64")
     probabilities = _aligned(np.asarray(model.predict_proba(split.x_test)), model.classes_, labels)
     labels = list(labels)
-    # named as the marts name them; logged under var mlflow_metric_keys (see _log_metrics)
+    # named as the marts name them; logged under var mlflow_metric_names' keys (see _log_metrics)
     scores = {
         "accuracy": m.accuracy_score(y_true, predicted),
         "precision_weighted": m.precision_score(y_true, predicted, labels=labels, average="weighted", zero_division=0),
@@ -385,7 +386,7 @@ def _experiment(client, settings: Settings, database: str) -> str:
 def _log_metrics(
     client, run_id: str, model_id: str, evaluation: Evaluation, datasets: dict, metric_keys: dict[str, str]
 ) -> None:
-    """The test-split scores at step 0, each under the key var mlflow_metric_keys gives it (and
+    """The test-split scores at step 0, each under the first key var mlflow_metric_names gives it (and
     `example_count`, as MLflow's evaluator logs it), and the per-stage history, linked to the
     model and dataset."""
     from mlflow.entities import Metric
@@ -398,7 +399,7 @@ def _log_metrics(
 
     now = int(time.time() * 1000)
     n_test = float(len(evaluation.predicted))
-    metrics = [metric("example_count", n_test, 0, "evaluation")]
+    metrics = [metric(metric_keys.get("example_count", "example_count"), n_test, 0, "evaluation")]
     metrics += [
         metric(metric_keys.get(name, name), value, 0, "evaluation") for name, value in evaluation.metrics.items()
     ]
