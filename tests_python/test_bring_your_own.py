@@ -428,6 +428,14 @@ def _orphans(database: wh.Warehouse) -> int:
         ).fetchone()[0]
 
 
+def _log_what_the_rows_say(client: MlflowClient, database: wh.Warehouse, run_uuid: str) -> None:
+    """A corrected run's script logs its corrected metrics too: what scikit-learn says of its rows."""
+    rows, _ = _source_rows(database, run_uuid)
+    y_true, y_pred = [r[1] for r in rows], [r[2] for r in rows]
+    client.log_metric(run_uuid, "accuracy", m.accuracy_score(y_true, y_pred))
+    client.log_metric(run_uuid, "f1_macro", m.f1_score(y_true, y_pred, average="macro"))
+
+
 def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsys):
     """`load-predictions --replace` swaps a run's predictions, and `load-dataset --replace`
     corrects a label: the next build re-evaluates the runs concerned, and the published copies
@@ -457,6 +465,7 @@ def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsy
         os.environ.update(_env(copy))
         assert cli.main(["load-predictions", "--run-id", run, "--dataset", "iris", corrected, "--replace"]) == 0
         assert f"replacing {len(keys)}" in capsys.readouterr().out
+        _log_what_the_rows_say(client, copy, run)
         run_dbt(["build"], copy)
         after = _published_run(copy, run)
         assert before["accuracy"] < 1 and after["accuracy"] == 1.0
@@ -476,7 +485,6 @@ def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsy
         changed.reset_index().to_csv(path, index=False)
         assert cli.main(["load-dataset", "iris", str(path), "--replace"]) == 0
         assert "replaced, 150 samples" in capsys.readouterr().out
-        run_dbt(["build"], copy)
         with copy.connect() as conn:
             iris_runs = [
                 r[0]
@@ -485,6 +493,10 @@ def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsy
                     " where name = 'iris'"
                 )
             ]
+        for iris_run in iris_runs:
+            _log_what_the_rows_say(client, copy, iris_run)
+        run_dbt(["build"], copy)
+        with copy.connect() as conn:
             disagreeing = conn.execute(
                 "select count(*) from published.fct_predictions as f join dataset.targets as t using (sample_index)"
                 " where f.actual_class <> t.class"
