@@ -50,7 +50,10 @@
     in a full build. -#}
 {% macro run_is_new(run_uuid_column) -%}
     {%- if is_incremental() -%}
-        not {{ built_from_current_inputs(fingerprint_key(this.schema, this.identifier), run_uuid_column) }}
+        {{ run_uuid_in(
+            runs_to_build(fingerprint_key(this.schema, this.identifier), relation_of('int_runs_classified')),
+            column=run_uuid_column,
+        ) }}
     {%- else -%}
         true
     {%- endif -%}
@@ -75,16 +78,16 @@
     made once (an init plan) and the rows are found through the run_uuid index, whatever
     the planner guesses of the list's length; as a join of a DELETE it would also make
     PostgreSQL compute every column of the views the list reads. -#}
-{% macro run_uuid_in(run_uuids_sql) %}
-    {{- return(adapter.dispatch('run_uuid_in', 'ml_eval')(run_uuids_sql)) -}}
+{% macro run_uuid_in(run_uuids_sql, column='run_uuid') %}
+    {{- return(adapter.dispatch('run_uuid_in', 'ml_eval')(run_uuids_sql, column)) -}}
 {% endmacro %}
 
-{% macro default__run_uuid_in(run_uuids_sql) -%}
-    run_uuid in ({{ run_uuids_sql }})
+{% macro default__run_uuid_in(run_uuids_sql, column='run_uuid') -%}
+    {{ column }} in ({{ run_uuids_sql }})
 {%- endmacro %}
 
-{% macro postgres__run_uuid_in(run_uuids_sql) -%}
-    run_uuid = any(array({{ run_uuids_sql }}))
+{% macro postgres__run_uuid_in(run_uuids_sql, column='run_uuid') -%}
+    {{ column }} = any(array({{ run_uuids_sql }}))
 {%- endmacro %}
 
 
@@ -99,12 +102,9 @@
         {%- set stale_runs -%}
             select held_runs.run_uuid
             from ({{ distinct_run_uuids(this, many_rows_per_run) }}) as held_runs
-            where
-                not exists (
-                    select 1 from {{ relation_of(runs_model) }} as current_runs
-                    where current_runs.run_uuid = held_runs.run_uuid
-                )
-                or not {{ built_from_current_inputs(fingerprint_key(this.schema, this.identifier), 'held_runs.run_uuid') }}
+            where held_runs.run_uuid not in (
+                {{ runs_built_from_current_inputs(fingerprint_key(this.schema, this.identifier), relation_of(runs_model)) }}
+            )
         {%- endset -%}
         delete from {{ this }} where {{ run_uuid_in(stale_runs) }}
     {%- endif -%}

@@ -11,22 +11,13 @@
         delete from {{ state }} as built
         where
             built.built_relation = {{ key }}
-            and not exists (
-                select 1 from {{ runs_relation }} as listed
-                where listed.run_uuid = built.run_uuid
-            );
+            and built.run_uuid not in (select listed.run_uuid from {{ runs_relation }} as listed);
     {%- endif %}
     insert into {{ state }} as built (built_relation, run_uuid, input_fingerprint)
     select {{ key }}, listed.run_uuid, listed.input_fingerprint
     from {{ runs_relation }} as listed
     {%- if not whole %}
-        where not exists (
-            select 1 from {{ state }} as recorded
-            where
-                recorded.built_relation = {{ key }}
-                and recorded.run_uuid = listed.run_uuid
-                and recorded.input_fingerprint = listed.input_fingerprint
-        )
+        where listed.run_uuid in ({{ runs_to_build(key, runs_relation) }})
     {%- endif %}
     on conflict (built_relation, run_uuid) do update set input_fingerprint = excluded.input_fingerprint;
 {%- endmacro %}

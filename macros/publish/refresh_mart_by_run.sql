@@ -12,15 +12,10 @@
     delete from {{ target_table }}
     where {{ run_uuid_in(
         'select held.run_uuid from (' ~ distinct_run_uuids(target_table, many_rows_per_run=true) ~ ') as held'
-        ~ ' where not exists (select 1 from ' ~ evaluated ~ ' as evaluated'
-        ~ ' where evaluated.run_uuid = held.run_uuid)'
-        ~ ' or not ' ~ built_from_current_inputs(key, 'held.run_uuid')
+        ~ ' where held.run_uuid not in (' ~ runs_built_from_current_inputs(key, evaluated) ~ ')'
     ) }};
     insert into {{ target_table }}
     select * from {{ source_table }}
-    where {{ run_uuid_in(
-        'select evaluated.run_uuid from ' ~ evaluated ~ ' as evaluated'
-        ~ ' where not ' ~ built_from_current_inputs(key, 'evaluated.run_uuid')
-    ) }};
+    where {{ run_uuid_in(runs_to_build(key, evaluated)) }};
     {{ record_run_fingerprints(key, evaluated) }}
 {% endmacro %}

@@ -64,7 +64,7 @@ final as (
             metrics.run_uuid = latest.run_uuid
             and metrics.metric_key = latest.metric_key
     {%- if is_incremental() %}
-        where metrics.run_uuid in (select changed_runs.run_uuid from changed_runs)
+        where {{ run_uuid_in('select changed_runs.run_uuid from changed_runs', column='metrics.run_uuid') }}
     {%- endif %}
 )
 
