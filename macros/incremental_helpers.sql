@@ -1,10 +1,14 @@
-{#- The evaluation marts grow run by run: a run's predictions are written once, in one
-    transaction, before the run is marked FINISHED (predictions.write_batch, ml-eval train,
-    ml_eval.scale). So their incremental models are keyed by run: an incremental build
-    first deletes the rows of runs that must go (`delete_stale_runs`, a pre-hook), then
-    inserts the rows of the runs it does not hold yet (`run_is_new`, `where_run_is_new`).
-    Both cost in proportion to the runs that change, through an index on run_uuid.
-    `dbt run --full-refresh` rebuilds them from scratch. -#}
+{#- The evaluation marts are built run by run: each of their incremental models is keyed by
+    run. An incremental build first deletes the rows of runs that must go (`delete_stale_runs`,
+    a pre-hook): runs no longer listed, and runs whose inputs changed since the model built
+    them; then inserts the rows of the runs it does not hold built from their current inputs
+    (`run_is_new`, `where_run_is_new`); then records which inputs it built each run from
+    (`record_built_runs`, a post-hook in the same transaction). A run's inputs are its input
+    fingerprint (int_runs_classified: the versions the change tracking gives its predictions,
+    probabilities and dataset, and a digest of its MLflow metrics), kept per model in the
+    state table ml_eval_run_fingerprints (macros/change_tracking/). Every step costs in
+    proportion to the runs that change, through indexes on run_uuid.
+    `dbt run --full-refresh` (`ml-eval build --full-refresh`) rebuilds them from scratch. -#}
 
 
 {#- The distinct run_uuids of `relation`, as a query. With `many_rows_per_run` (a relation
@@ -42,13 +46,14 @@
 
 
 {#- A condition on `run_uuid_column`: true when the incremental model does not hold the
-    run yet (always true in a full build). -#}
+    run built from its current inputs (a new run, or one whose inputs changed); always true
+    in a full build. -#}
 {% macro run_is_new(run_uuid_column) -%}
     {%- if is_incremental() -%}
-        not exists (
-            select 1 from {{ this }} as already_built
-            where already_built.run_uuid = {{ run_uuid_column }}
-        )
+        {{ run_uuid_in(
+            runs_to_build(fingerprint_key(this.schema, this.identifier), relation_of('int_runs_classified')),
+            column=run_uuid_column,
+        ) }}
     {%- else -%}
         true
     {%- endif -%}
@@ -73,31 +78,32 @@
     made once (an init plan) and the rows are found through the run_uuid index, whatever
     the planner guesses of the list's length; as a join of a DELETE it would also make
     PostgreSQL compute every column of the views the list reads. -#}
-{% macro run_uuid_in(run_uuids_sql) %}
-    {{- return(adapter.dispatch('run_uuid_in', 'ml_eval')(run_uuids_sql)) -}}
+{% macro run_uuid_in(run_uuids_sql, column='run_uuid') %}
+    {{- return(adapter.dispatch('run_uuid_in', 'ml_eval')(run_uuids_sql, column)) -}}
 {% endmacro %}
 
-{% macro default__run_uuid_in(run_uuids_sql) -%}
-    run_uuid in ({{ run_uuids_sql }})
+{% macro default__run_uuid_in(run_uuids_sql, column='run_uuid') -%}
+    {{ column }} in ({{ run_uuids_sql }})
 {%- endmacro %}
 
-{% macro postgres__run_uuid_in(run_uuids_sql) -%}
-    run_uuid = any(array({{ run_uuids_sql }}))
+{% macro postgres__run_uuid_in(run_uuids_sql, column='run_uuid') -%}
+    {{ column }} = any(array({{ run_uuids_sql }}))
 {%- endmacro %}
 
 
 {#- Pre-hook of an incremental model keyed by run: delete the rows of every run it holds
     that the model `runs_model` (of this package; a row per run_uuid, the model's SQL refs
-    it) no longer lists: a run deleted, failed, or gone from MLflow. Nothing in a full build.
+    it) no longer lists (a run deleted, failed, or gone from MLflow), or that it built from
+    other inputs than the run's current ones (its predictions, probabilities, dataset or
+    metrics changed since). Nothing in a full build.
     `many_rows_per_run`: of this model, as in distinct_run_uuids. -#}
 {% macro delete_stale_runs(runs_model, many_rows_per_run=false) -%}
     {%- if is_incremental() -%}
         {%- set stale_runs -%}
             select held_runs.run_uuid
             from ({{ distinct_run_uuids(this, many_rows_per_run) }}) as held_runs
-            where not exists (
-                select 1 from {{ relation_of(runs_model) }} as current_runs
-                where current_runs.run_uuid = held_runs.run_uuid
+            where held_runs.run_uuid not in (
+                {{ runs_built_from_current_inputs(fingerprint_key(this.schema, this.identifier), relation_of(runs_model)) }}
             )
         {%- endset -%}
         delete from {{ this }} where {{ run_uuid_in(stale_runs) }}
@@ -108,24 +114,24 @@
 {#- The config of a model incremental by run, for `{{ config(**run_keyed_incremental(...)) }}`:
     the model holds a row or rows per run of `runs_model` (int_runs_evaluated: the evaluated
     runs; int_runs_classified: every MLflow run), which its SQL refs. A build first deletes
-    the runs `runs_model` no longer lists (delete_stale_runs), then `append`s the rows of the
-    runs it does not hold yet (its SQL filters them with run_is_new), or with
-    `incremental_strategy='delete+insert'` rewrites the runs its SQL selects. A run_uuid index
-    makes both cost in proportion to the runs that change; after a full build the table is
+    the runs `runs_model` no longer lists and the runs whose inputs changed
+    (delete_stale_runs), then `append`s the rows of the runs it does not hold built from
+    their current inputs (its SQL filters them with run_is_new), then records the inputs of
+    every run it holds (record_built_runs, in the same transaction). A run_uuid index makes
+    each step cost in proportion to the runs that change; after a full build the table is
     vacuumed and analyzed. `pre_hook`: more pre-hooks, after the deletion. -#}
-{% macro run_keyed_incremental(runs_model='int_runs_evaluated', incremental_strategy='append', pre_hook=[]) %}
-    {%- set model_config = {
+{% macro run_keyed_incremental(runs_model='int_runs_evaluated', pre_hook=[]) %}
+    {{- return({
         'materialized': 'incremental',
-        'incremental_strategy': incremental_strategy,
+        'incremental_strategy': 'append',
         'on_schema_change': 'fail',
         'indexes': [{'columns': ['run_uuid']}],
         'pre_hook': ["{{ delete_stale_runs('" ~ runs_model ~ "') }}"] + pre_hook,
-        'post_hook': [{'sql': '{{ vacuum_after_full_build() }}', 'transaction': false}],
-    } -%}
-    {%- if incremental_strategy == 'delete+insert' -%}
-        {%- do model_config.update({'unique_key': 'run_uuid'}) -%}
-    {%- endif -%}
-    {{- return(model_config) -}}
+        'post_hook': [
+            "{{ record_built_runs('" ~ runs_model ~ "') }}",
+            {'sql': '{{ vacuum_after_full_build() }}', 'transaction': false},
+        ],
+    }) -}}
 {% endmacro %}
 
 

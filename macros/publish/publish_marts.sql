@@ -129,9 +129,13 @@
                         index_name=mart.name ~ '__published_runs' if mart.by_run else none) }}
                 {% endif %}
                 {% if mart.method == 'by run' %}
-                    {{ refresh_mart_by_run(mart.source, mart.target) }}
+                    {{ refresh_mart_by_run(mart.source, mart.target, fingerprint_key(published, mart.name)) }}
                 {% else %}
                     {{ refresh_whole_mart(mart.source, mart.target) }}
+                    {% if mart.by_run %}
+                        {{ record_run_fingerprints(fingerprint_key(published, mart.name),
+                            relation_of('int_runs_evaluated'), whole=true) }}
+                    {% endif %}
                 {% endif %}
                 {% if mart.method in ('create', 'replace') %}
                     analyze {{ mart.target }};

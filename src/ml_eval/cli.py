@@ -192,7 +192,17 @@ def cmd_lint(args: argparse.Namespace, config: Config) -> int:
     )
 
 
-@command("build", "dbt build (and the docs) over what the warehouse holds", WARN_ERROR, NO_DOCS)
+@command(
+    "build",
+    "dbt build (and the docs) over what the warehouse holds",
+    WARN_ERROR,
+    NO_DOCS,
+    arg(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the run-keyed marts from scratch and publish every mart whole (dbt's --full-refresh)",
+    ),
+)
 def cmd_build(args: argparse.Namespace, config: Config) -> None:
     """Reads MLflow's store and the prediction tables, never creates them (`ml-eval train` and
     `demo` do): a mistyped schema or database is refused, and nothing is created."""
@@ -200,7 +210,8 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
     with preflight.exclusive(warehouse, "build"):
         preflight.require_sources(warehouse, config, warn_error=args.warn_error)
         _announce(warehouse, config)
-        run_dbt(["build", *(["--warn-error"] if args.warn_error else [])], warehouse, config)
+        flags = [*(["--warn-error"] if args.warn_error else []), *(["--full-refresh"] if args.full_refresh else [])]
+        run_dbt(["build", *flags], warehouse, config)
         if args.docs:
             _docs(warehouse, config)
 

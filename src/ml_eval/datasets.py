@@ -39,6 +39,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ml_eval import changes
 from ml_eval.errors import UserError
 
 # the documented feature columns of `samples` (design document 000), in order
@@ -130,14 +131,6 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
         wine = ",\n    ".join(sql.SQL("{} double precision").format(_ident(c)).as_string(conn) for c in WINE_COLUMNS)
         conn.execute(sql.SQL(DDL.replace("{wine_columns}", wine)).format(schema=_ident(schema)))
     predictions.ensure_tables(conn, schema)
-    _install_change_tracking(conn, schema)
-
-
-def _install_change_tracking(conn: psycopg.Connection, schema: str) -> None:
-    try:
-        from ml_eval import changes
-    except ImportError:  # pragma: no cover - the module lands with the change tracking
-        return
     changes.install(conn, schema)
 
 

@@ -30,8 +30,11 @@ from ml_eval.errors import UserError
 from ml_eval.warehouse import Warehouse
 
 # the tables the producer (`ml-eval train`) creates in the dataset schema, read by dbt as sources;
-# datasets, samples and targets are seeds, which `dbt build` loads itself
-PRODUCER_TABLES = ("datasets", "samples", "targets", "classes", "run_datasets", "predictions", "prediction_scores")
+# the change tracking (ml_eval.changes) adds the two version tables
+PRODUCER_TABLES = (
+    "datasets", "samples", "targets", "classes", "run_datasets", "predictions", "prediction_scores",
+    "run_versions", "dataset_versions",
+)  # fmt: skip
 LOCK_NAME = "ml-eval: one build, demo or train per database"
 # pg_advisory_lock's bigint key, derived from the fixed name above
 LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)

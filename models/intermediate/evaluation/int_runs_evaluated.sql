@@ -12,7 +12,8 @@ final as (
     select
         run_uuid,
         experiment_id,
-        dataset_id
+        dataset_id,
+        input_fingerprint
     from classified
     where is_evaluated
 )

@@ -1,8 +1,8 @@
 -- Every value MLflow logged for every metric, step by step. NaN is kept as a null value
 -- with is_nan set; infinite values arrive as MLflow stores them (+/- the largest double).
--- Incremental by run: a build rewrites the runs that logged new values or whose evaluated
--- flag changed (delete+insert on run_uuid), and drops the runs gone from MLflow.
-{{ config(**run_keyed_incremental(runs_model='int_runs_classified', incremental_strategy='delete+insert')) }}
+-- Incremental by run: a build rewrites the runs whose input fingerprint changed (a value
+-- logged, changed or deleted, or the run's evaluated flag), and drops the runs gone from MLflow.
+{{ config(**run_keyed_incremental(runs_model='int_runs_classified')) }}
 
 with
 
@@ -10,7 +10,7 @@ metrics as (
     select * from {{ ref('stg_mlflow__metrics') }}
 ),
 
--- the two columns used: the view counts a run's predictions only when that is selected
+-- the columns used: the view counts a run's predictions only when that is selected
 runs as (
     select
         run_uuid,
@@ -23,35 +23,11 @@ latest as (
 ),
 
 {% if is_incremental() -%}
-    held as (
-        select
-            run_uuid,
-            count(*) as n_values,
-            bool_and(is_evaluated_run) as is_evaluated_run
-        from {{ this }}
-        group by run_uuid
-    ),
-
-    logged as (
-        select
-            run_uuid,
-            count(*) as n_values
-        from metrics
-        group by run_uuid
-    ),
-
-    -- runs that are new, logged more values, or became (or stopped being) evaluated
+    -- runs that are new or whose values or evaluated flag changed since this model built them
     changed_runs as (
-        select logged.run_uuid
-        from logged
-        inner join runs
-            on logged.run_uuid = runs.run_uuid
-        left join held
-            on logged.run_uuid = held.run_uuid
-        where
-            held.run_uuid is null
-            or held.n_values <> logged.n_values
-            or held.is_evaluated_run <> runs.is_evaluated
+        select runs.run_uuid
+        from runs
+        where {{ run_is_new('runs.run_uuid') }}
     ),
 
 {% endif -%}
@@ -88,7 +64,7 @@ final as (
             metrics.run_uuid = latest.run_uuid
             and metrics.metric_key = latest.metric_key
     {%- if is_incremental() %}
-        where metrics.run_uuid in (select changed_runs.run_uuid from changed_runs)
+        where {{ run_uuid_in('select changed_runs.run_uuid from changed_runs', column='metrics.run_uuid') }}
     {%- endif %}
 )
 

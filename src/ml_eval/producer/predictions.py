@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
+from ml_eval import changes
 from ml_eval.errors import UserError
+
+TABLES = ("predictions", "prediction_scores")
 
 DDL = """
 create schema if not exists {schema};
@@ -46,30 +49,42 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
     otherwise plant one whose trigger, default or check runs its code as the producer."""
     name = schema
     refuse_foreign_tables(conn, schema)
-    tables = [sql.Identifier(name, table).as_string(conn) for table in ("predictions", "prediction_scores")]
+    tables = [sql.Identifier(name, table).as_string(conn) for table in TABLES]
     if not conn.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null", tables).fetchone()[0]:
         conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
+    # every change to them bumps its runs' versions, so the marts re-evaluate those runs
+    changes.install(conn, schema, TABLES)
 
 
-def refuse_foreign_tables(
-    conn: psycopg.Connection, schema: str, tables: Sequence[str] = ("predictions", "prediction_scores")
-) -> None:
-    """Refuse tables named `tables` in `schema` that the connecting role does not own, or with a trigger."""
+def refuse_foreign_tables(conn: psycopg.Connection, schema: str, tables: Sequence[str] = TABLES) -> None:
+    """Refuse tables named `tables` in `schema` that the connecting role does not own, or with a
+    trigger other than the change tracking's own (ml_eval.changes: its trigger name on that
+    table, calling its function of this schema, SECURITY DEFINER, owned by the table's owner)."""
     rows = conn.execute(
         "select c.relname, pg_catalog.pg_get_userbyid(c.relowner), current_user,"
-        " exists (select from pg_catalog.pg_trigger as t where t.tgrelid = c.oid and not t.tgisinternal)"
+        " array(select array[t.tgname::text, p.proname::text, pn.nspname::text,"
+        " (p.proowner = c.relowner and p.prosecdef)::text]"
+        " from pg_catalog.pg_trigger as t join pg_catalog.pg_proc as p on p.oid = t.tgfoid"
+        " join pg_catalog.pg_namespace as pn on pn.oid = p.pronamespace"
+        " where t.tgrelid = c.oid and not t.tgisinternal)"
         " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " where n.nspname = %s and c.relname = any(%s) order by c.relname",
         (schema, list(tables)),
     ).fetchall()
-    for table, owner, user, has_trigger in rows:
+    for table, owner, user, triggers in rows:
         if owner != user:
             raise UserError(
                 f"table {schema}.{table} is owned by {owner}, not by {user}, who writes the predictions:"
                 f" the producer writes only into its own tables (an administrator may change its owner to {user})"
             )
-        if has_trigger:
-            raise UserError(f"table {schema}.{table} has a trigger: the producer writes into no table with one")
+        for trigger, function, function_schema, is_own in triggers:
+            if not (
+                function_schema == schema and is_own == "true" and changes.is_tracking_trigger(table, trigger, function)
+            ):
+                raise UserError(
+                    f"table {schema}.{table} has a trigger ({trigger}): the producer writes into no table with one"
+                    " but its own change tracking's"
+                )
 
 
 def write_batch(

@@ -1,0 +1,609 @@
+"""The marts follow changes: a run whose predictions, probabilities, targets or MLflow metric
+values change is evaluated again by the next build, and only that run; the published copies
+follow it, with no row left that the producer's tables no longer hold.
+
+Each case works on its own clone of the session's demo database (`built`: 8 runs tracked by
+MLflow, their predictions written by `ml-eval train`), changes the tables as a user would
+(an UPDATE or DELETE by hand, the loader, MlflowClient) and builds again with `dbt build`,
+never with --full-refresh (but in the case that tests it). Metrics are compared with
+scikit-learn's on the rows the tables hold after the change, to 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import psycopg
+import pytest
+from mlflow.tracking import MlflowClient
+from psycopg import sql
+
+from conftest import CONFIG, clone_database, drop_database, run_ml_eval
+from ml_eval import changes, loader
+from ml_eval import warehouse as wh
+from ml_eval.bench import benchmark as bench
+from ml_eval.dbt import run_dbt
+from ml_eval.errors import UserError
+from ml_eval.producer import predictions as pred
+
+TOLERANCE = 1e-9
+EPS = 2.220446049250313e-16
+WINE = "UCI Wine"  # the demo's dataset (ml_eval.datasets.WINE_NAME)
+# the relations built run by run: a run's rows there are rewritten only when its inputs change
+RUN_KEYED = (
+    "marts.fct_confusion_matrix",
+    "marts.fct_class_metrics",
+    "marts.fct_metric_history",
+    "intermediate.int_run_class_scores_summarized",
+    "intermediate.int_run_predictions_counted",
+    "published.fct_predictions",
+)
+CHECKSUM = "select md5(string_agg(t::text, ',' order by t::text)) from published.fct_predictions as t"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_environment(tmp_path_factory):
+    """dbt writes its artifacts to a directory of this module's own, MLflow keeps no pooled
+    connection (so databases can be cloned), and run_dbt's PG* changes do not leak."""
+    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
+            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
+    saved = {key: os.environ.get(key) for key in keys}
+    artifacts = tmp_path_factory.mktemp("dbt")
+    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
+    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
+    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def clone(built: wh.Warehouse, request):
+    """A copy of the demo database for one case, dropped afterwards."""
+    copy = clone_database(built, f"{built.database}_{request.node.name[len('test_') :][:40]}".lower())
+    yield copy
+    drop_database(copy)
+
+
+# --- reading what the tables and marts hold ---------------------------------------------------
+
+
+def _runs(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("select run_uuid from published.fct_run_evaluation order by run_uuid")]
+
+
+def _run_of(conn: psycopg.Connection, name: str) -> str:
+    return conn.execute("select run_uuid from mlflow.runs where name = %s", (name,)).fetchone()[0]
+
+
+def _row_versions(conn: psycopg.Connection) -> dict[str, dict[str, set[tuple]]]:
+    """relation -> run -> its rows' physical versions (ctid, xmin): a row rewritten gets new ones."""
+    found: dict[str, dict[str, set[tuple]]] = {}
+    for relation in RUN_KEYED:
+        rows = conn.execute(f"select run_uuid, ctid::text, xmin::text from {relation}").fetchall()
+        per_run: dict[str, set[tuple]] = {}
+        for run_uuid, ctid, xmin in rows:
+            per_run.setdefault(run_uuid, set()).add((ctid, xmin))
+        found[relation] = per_run
+    return found
+
+
+def _rewritten(before: dict, after: dict) -> dict[str, set[str]]:
+    """relation -> the runs whose rows differ (rewritten, added or gone) between two readings."""
+    return {
+        relation: {
+            run for run in set(before[relation]) | set(after[relation])
+            if before[relation].get(run) != after[relation].get(run)
+        }
+        for relation in RUN_KEYED
+    }  # fmt: skip
+
+
+def _sklearn(conn: psycopg.Connection, run_uuid: str) -> dict[str, float | None]:
+    """The run's metrics as scikit-learn computes them from the rows the tables hold now
+    (a class without a stored probability counts 0, as the marts and the bench do)."""
+    rows = conn.execute(
+        "select p.prediction_id, t.class, p.class from dataset.predictions as p"
+        " join dataset.targets as t on t.sample_index = p.sample_index where p.run_uuid = %s"
+        " order by p.prediction_id",
+        (run_uuid,),
+    ).fetchall()
+    scores = conn.execute(
+        "select s.prediction_id, s.class, s.probability from dataset.prediction_scores as s"
+        " join dataset.predictions as p on p.prediction_id = s.prediction_id where p.run_uuid = %s",
+        (run_uuid,),
+    ).fetchall()
+    classes = sorted({label for _, label, _ in scores})
+    position = {prediction_id: i for i, (prediction_id, _, _) in enumerate(rows)}
+    proba = np.zeros((len(rows), len(classes)))
+    for prediction_id, label, probability in scores:
+        proba[position[prediction_id], classes.index(label)] = probability
+    y_true = np.array([r[1] for r in rows])
+    y_pred = np.array([r[2] for r in rows])
+    return bench.sklearn_metrics(y_true, y_pred, proba, classes)
+
+
+def _published_metrics(conn: psycopg.Connection, run_uuid: str) -> dict[str, float | None]:
+    columns = ", ".join(bench.METRICS)
+    row = conn.execute(f"select {columns} from published.fct_run_evaluation where run_uuid = %s", (run_uuid,))
+    return dict(zip(bench.METRICS, row.fetchone(), strict=True))
+
+
+def _assert_metrics_equal(published: dict, expected: dict, skip: tuple[str, ...] = ()) -> None:
+    for metric in bench.METRICS:
+        if metric in skip:
+            continue
+        got, want = published[metric], expected[metric]
+        if want is None:
+            assert got is None, f"{metric}: {got} where scikit-learn gives none"
+        else:
+            assert got is not None and math.isclose(got, want, rel_tol=0, abs_tol=TOLERANCE), (metric, got, want)
+
+
+def _assert_no_orphan(conn: psycopg.Connection) -> None:
+    """Every published prediction and class metric names a run and prediction the producer's
+    tables hold, and the published predictions are exactly the mart's."""
+    orphans = conn.execute(
+        "select count(*) from published.fct_predictions as published where not exists"
+        " (select 1 from dataset.predictions as p"
+        " where p.prediction_id = published.prediction_id and p.run_uuid = published.run_uuid)"
+    ).fetchone()[0]
+    assert orphans == 0
+    foreign = conn.execute(
+        "select count(*) from published.fct_class_metrics as published where not exists"
+        " (select 1 from dataset.predictions as p where p.run_uuid = published.run_uuid)"
+    ).fetchone()[0]
+    assert foreign == 0
+    difference = conn.execute(
+        "select count(*) from ((select * from published.fct_predictions except all select * from marts.fct_predictions)"
+        " union all (select * from marts.fct_predictions except all select * from published.fct_predictions)) as d"
+    ).fetchone()[0]
+    assert difference == 0
+    for mart in ("fct_run_evaluation", "fct_class_metrics", "fct_confusion_matrix", "fct_metric_history"):
+        same = conn.execute(
+            sql.SQL(
+                "select (select count(*) from (select * from {p} except all select * from {m}) as a)"
+                " + (select count(*) from (select * from {m} except all select * from {p}) as b)"
+            ).format(p=sql.Identifier("published", mart), m=sql.Identifier("marts", mart))
+        ).fetchone()[0]
+        assert same == 0, f"published.{mart} differs from marts.{mart}"
+
+
+def _full_refresh_equals(database: wh.Warehouse) -> None:
+    """The marts built incrementally equal a full refresh of the same data."""
+    relations = ("marts.fct_run_evaluation", "marts.fct_class_metrics", "marts.fct_confusion_matrix",
+                 "marts.fct_metric_history", "intermediate.int_run_class_scores_summarized",
+                 "intermediate.int_run_predictions_counted")  # fmt: skip
+
+    def read() -> dict[str, list[tuple]]:
+        with database.connect() as conn:
+            found = {}
+            for relation in relations:
+                n = len(conn.execute(f"select * from {relation} limit 0").description)
+                order = ", ".join(str(i) for i in range(1, n + 1))
+                found[relation] = conn.execute(f"select * from {relation} order by {order}").fetchall()
+            return found
+
+    def close(a, b) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+        return a == b
+
+    incremental = read()
+    run_dbt(["run", "--full-refresh"], database)
+    full = read()
+    for relation in relations:
+        assert len(incremental[relation]) == len(full[relation]), relation
+        for left, right in zip(incremental[relation], full[relation], strict=True):
+            assert all(map(close, left, right)), (relation, left, right)
+
+
+def _relog(database: wh.Warehouse, run_uuid: str, metrics: dict[str, float | None]) -> None:
+    """What a training script does after correcting a run's predictions: log its evaluation
+    metrics again through MLflow (a later step, so they are the latest), under the keys the
+    marts compare (var mlflow_metric_keys); a metric that is undefined is logged as NaN."""
+    url = database.sqlalchemy_url("mlflow")
+    client = MlflowClient(url, url)
+    logged = {key: metrics[metric] for metric, key in CONFIG.var("mlflow_metric_keys").items()}
+    logged["example_count"] = metrics["n_predictions"]
+    for key, value in logged.items():
+        client.log_metric(run_uuid, key, math.nan if value is None else value, step=1)
+
+
+def _failed_build(database: wh.Warehouse) -> str:
+    with pytest.raises(UserError) as failure:
+        run_dbt(["build"], database)
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith("dbt build failed: "), message
+    return message
+
+
+# --- the change tracking -------------------------------------------------------------------------
+
+
+def test_every_statement_on_the_tracked_tables_bumps_its_runs_and_datasets(clone: wh.Warehouse):
+    """Inserts, updates, deletes and truncates bump the versions of what they touched, and
+    only that; the functions run as their owner with a fixed search_path."""
+    with clone.connect() as conn:
+        runs = _runs(conn)
+        run, other = runs[0], runs[1]
+
+        def versions() -> dict[str, int]:
+            return dict(conn.execute("select run_uuid, version from dataset.run_versions").fetchall())
+
+        def dataset_versions() -> dict[int, int]:
+            return dict(conn.execute("select dataset_id, version from dataset.dataset_versions").fetchall())
+
+        before = versions()
+        assert set(runs) <= set(before)  # every run with predictions has a version
+        conn.execute("update dataset.predictions set class = class where run_uuid = %s", (run,))
+        after = versions()
+        assert after[run] > before[run] and {k: v for k, v in after.items() if k != run} == {
+            k: v for k, v in before.items() if k != run
+        }
+        before = after
+        conn.execute(
+            "delete from dataset.prediction_scores where prediction_id ="
+            " (select min(prediction_id) from dataset.predictions where run_uuid = %s)",
+            (other,),
+        )
+        after = versions()
+        assert after[other] > before[other] and after[run] == before[run]
+        before = after
+        conn.execute("update dataset.run_datasets set dataset_id = dataset_id where run_uuid = %s", (run,))
+        assert versions()[run] > before[run]
+        before = versions()
+        conn.execute("truncate dataset.prediction_scores")
+        assert all(versions()[r] > before[r] for r in runs)
+
+        wine = dataset_versions()
+        (dataset_id,) = wine
+        conn.execute(
+            "update dataset.targets set class = class where sample_index ="
+            " (select min(sample_index) from dataset.samples where dataset_id = %s)",
+            (dataset_id,),
+        )
+        assert dataset_versions()[dataset_id] > wine[dataset_id]
+        wine = dataset_versions()
+        conn.execute("update dataset.classes set label = label where dataset_id = %s", (dataset_id,))
+        assert dataset_versions()[dataset_id] > wine[dataset_id]
+        wine = dataset_versions()
+        conn.execute("update dataset.samples set features = features where dataset_id = %s", (dataset_id,))
+        assert dataset_versions()[dataset_id] > wine[dataset_id]
+        # one sequence: no two versions are equal
+        all_versions = list(versions().values()) + list(dataset_versions().values())
+        assert len(all_versions) == len(set(all_versions))
+
+        functions = conn.execute(
+            "select p.proname, p.prosecdef, p.proconfig, pg_get_userbyid(p.proowner) from pg_proc as p"
+            " join pg_namespace as n on n.oid = p.pronamespace where n.nspname = 'dataset' and p.proname = any(%s)",
+            (list(changes.FUNCTIONS),),
+        ).fetchall()
+        assert {f[0] for f in functions} == set(changes.FUNCTIONS)
+        assert all(f[1] and f[2] == ["search_path=pg_catalog, pg_temp"] and f[3] == clone.user for f in functions)
+        triggers = changes.installed_triggers(conn, "dataset")
+        tracked = {"predictions", "prediction_scores", "run_datasets", "samples", "targets", "classes"}
+        assert triggers == {(t, changes.trigger_name(e)) for t in tracked for e in changes.EVENTS}
+        conn.rollback()
+
+
+def test_the_producer_accepts_its_own_change_tracking_and_refuses_any_other_trigger(clone: wh.Warehouse):
+    with clone.connect() as conn:
+        # installed already: ensure_tables changes nothing (no DDL, no lock on the tables)
+        assert changes.install(conn, "dataset") == [t.table for t in changes.TRACKED]
+        pred.ensure_tables(conn, "dataset")
+        locks = conn.execute(
+            "select count(*) from pg_locks where pid = pg_backend_pid() and mode = 'AccessExclusiveLock'"
+        ).fetchone()[0]
+        assert locks == 0
+        conn.rollback()
+        # a trigger of another name, even calling the tracking's own function, is refused
+        conn.execute(
+            "create trigger extra after insert on dataset.predictions"
+            " for each statement execute function dataset.ml_eval_bump_runs()"
+        )
+        with pytest.raises(UserError) as refused:
+            pred.ensure_tables(conn, "dataset")
+        assert str(refused.value) == (
+            "table dataset.predictions has a trigger (extra): the producer writes into no table with one"
+            " but its own change tracking's"
+        )
+        conn.rollback()
+        # the tracking's own trigger name on a function of another schema is refused too
+        conn.execute("create schema elsewhere")
+        conn.execute(
+            "create function elsewhere.ml_eval_bump_runs() returns trigger language plpgsql"
+            " security definer as $$ begin return null; end $$"
+        )
+        conn.execute("drop trigger ml_eval_track_changes_insert on dataset.predictions")
+        conn.execute(
+            "create trigger ml_eval_track_changes_insert after insert on dataset.predictions"
+            " for each statement execute function elsewhere.ml_eval_bump_runs()"
+        )
+        with pytest.raises(UserError, match=r"has a trigger \(ml_eval_track_changes_insert\)"):
+            pred.ensure_tables(conn, "dataset")
+        conn.rollback()
+
+
+# --- the marts follow --------------------------------------------------------------------------
+
+
+def test_corrected_predicted_labels_are_evaluated_again_and_republished(clone: wh.Warehouse):
+    """An UPDATE by hand of some of one run's predicted labels: the next build evaluates that
+    run again, equal to scikit-learn on the new rows, and rewrites no other run's rows."""
+    with clone.connect() as conn:
+        run = _run_of(conn, "knn-5")
+        others = [r for r in _runs(conn) if r != run]
+        before_metrics = {r: _published_metrics(conn, r) for r in others}
+        before = _row_versions(conn)
+        changed = conn.execute(
+            "update dataset.predictions set class = class %% 3 + 1"
+            " where run_uuid = %s and prediction_index %% 4 = 0 returning prediction_id",
+            (run,),
+        ).fetchall()
+        conn.commit()
+    assert changed
+    # the metrics MLflow logged for the run no longer agree: the build says so, publishes nothing
+    message = _failed_build(clone)
+    assert message == "dbt build failed: fct_run_evaluation: assert_run_metrics_agree_with_mlflow (1 failing rows)"
+    with clone.connect() as conn:
+        expected = _sklearn(conn, run)
+    _relog(clone, run, expected)
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        _assert_metrics_equal(_published_metrics(conn, run), expected)
+        for other in others:  # equal but for the order a float sum was taken in
+            _assert_metrics_equal(_published_metrics(conn, other), before_metrics[other])
+        rewritten = _rewritten(before, _row_versions(conn))
+        # the metric history is made of MLflow's values, which did not change: only the run's
+        # input fingerprint did, so it is rewritten too; every other relation as well
+        assert rewritten == {relation: {run} for relation in RUN_KEYED}, rewritten
+        published = conn.execute(
+            "select count(*) from published.fct_predictions where run_uuid = %s and prediction_id = any(%s)"
+            " and predicted_class <> actual_class",
+            (run, [c[0] for c in changed]),
+        ).fetchone()[0]
+        assert published > 0  # the published copy shows the new labels
+        _assert_no_orphan(conn)
+    # and a build with nothing new rewrites nothing
+    with clone.connect() as conn:
+        before = _row_versions(conn)
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        assert _rewritten(before, _row_versions(conn)) == {relation: set() for relation in RUN_KEYED}
+    _full_refresh_equals(clone)
+
+
+def test_half_of_a_runs_predictions_deleted_leave_no_orphan(clone: wh.Warehouse):
+    with clone.connect() as conn:
+        run = _run_of(conn, "logreg-c10")
+        before = _row_versions(conn)
+        held = conn.execute("select count(*) from dataset.predictions where run_uuid = %s", (run,)).fetchone()[0]
+        deleted = conn.execute(
+            "delete from dataset.predictions where run_uuid = %s and prediction_index %% 2 = 0", (run,)
+        ).rowcount
+        conn.commit()
+    assert 0 < deleted < held
+    with clone.connect() as conn:
+        expected = _sklearn(conn, run)
+    _relog(clone, run, expected)
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        _assert_metrics_equal(_published_metrics(conn, run), expected)
+        published = conn.execute("select count(*) from published.fct_predictions where run_uuid = %s", (run,))
+        assert published.fetchone()[0] == held - deleted
+        counted = conn.execute("select n_predictions from published.dim_runs where run_uuid = %s", (run,))
+        assert counted.fetchone()[0] == held - deleted
+        assert _rewritten(before, _row_versions(conn)) == {relation: {run} for relation in RUN_KEYED}
+        _assert_no_orphan(conn)
+
+
+def test_changed_and_deleted_probabilities_are_evaluated_again(clone: wh.Warehouse):
+    """Probabilities rotated between the classes (each prediction's still sum to one): log
+    loss and ROC AUC follow scikit-learn. Then every score of the run deleted: the run has no
+    probabilities, so its ROC AUC is null and its log loss scores every truth at eps, as the
+    marts define it; its published predictions carry no probability."""
+    with clone.connect() as conn:
+        run = _run_of(conn, "gboost-100x0.1-depth3")
+        before = _row_versions(conn)
+        # each class takes the probability of the next one (read from the rows before the update)
+        conn.execute(
+            "update dataset.prediction_scores as s set probability = o.probability"
+            " from dataset.prediction_scores as o, dataset.predictions as p"
+            " where o.prediction_id = s.prediction_id and o.class = s.class %% 3 + 1"
+            " and p.prediction_id = s.prediction_id and p.run_uuid = %s",
+            (run,),
+        )
+        conn.commit()
+        expected = _sklearn(conn, run)
+    _relog(clone, run, expected)
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        _assert_metrics_equal(_published_metrics(conn, run), expected)
+        assert _rewritten(before, _row_versions(conn)) == {relation: {run} for relation in RUN_KEYED}
+        _assert_no_orphan(conn)
+        conn.execute(
+            "delete from dataset.prediction_scores as s using dataset.predictions as p"
+            " where p.prediction_id = s.prediction_id and p.run_uuid = %s",
+            (run,),
+        )
+        conn.commit()
+    _relog(clone, run, {**expected, "roc_auc": None, "log_loss": -math.log(EPS)})
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        published = _published_metrics(conn, run)
+        assert published["roc_auc"] is None
+        assert math.isclose(published["log_loss"], -math.log(EPS), rel_tol=0, abs_tol=TOLERANCE)
+        _assert_metrics_equal(published, expected, skip=("roc_auc", "log_loss"))
+        probabilities = conn.execute(
+            "select count(*) from published.fct_predictions where run_uuid = %s"
+            " and (predicted_class_probability is not null or actual_class_probability is not null)",
+            (run,),
+        ).fetchone()[0]
+        assert probabilities == 0
+        _assert_no_orphan(conn)
+
+
+def test_after_a_failed_build_with_bad_labels_the_fixed_reload_builds(clone: wh.Warehouse):
+    """Labels outside the dataset's classes written by hand fail the build by name; the run's
+    predictions then reloaded right (the loader, --replace) build and publish without a full
+    refresh, equal to scikit-learn."""
+    with clone.connect() as conn:
+        run = _run_of(conn, "svm-rbf-c1")
+        rows = conn.execute(
+            "select s.sample_key, p.class, p.prediction_id from dataset.predictions as p"
+            " join dataset.samples as s on s.sample_index = p.sample_index where p.run_uuid = %s"
+            " order by p.prediction_index",
+            (run,),
+        ).fetchall()
+        scores = dict.fromkeys((r[2] for r in rows), None)
+        for prediction_id, label, probability in conn.execute(
+            "select s.prediction_id, s.class, s.probability from dataset.prediction_scores as s"
+            " join dataset.predictions as p on p.prediction_id = s.prediction_id where p.run_uuid = %s",
+            (run,),
+        ):
+            scores[prediction_id] = {**(scores[prediction_id] or {}), label: probability}
+        conn.execute("update dataset.predictions set class = 7 where run_uuid = %s and prediction_index < 5", (run,))
+        conn.commit()
+        published = conn.execute(
+            "select md5(string_agg(t::text, ',' order by t::text)) from published.fct_predictions t"
+        )
+        published = published.fetchone()[0]
+    message = _failed_build(clone)
+    assert "assert_predicted_classes_are_target_classes (5 failing rows)" in message, message
+    with clone.connect() as conn:
+        unchanged = conn.execute(
+            "select md5(string_agg(t::text, ',' order by t::text)) from published.fct_predictions t"
+        )
+        assert unchanged.fetchone()[0] == published
+        # the fix: the run's predictions reloaded with one label corrected the other way
+        keys = [r[0] for r in rows]
+        predicted = [str(r[1]) for r in rows]
+        predicted[0] = "1" if predicted[0] != "1" else "2"
+        labels = ["1", "2", "3"]
+        proba = [[scores[r[2]][int(label)] for label in labels] for r in rows]
+        loader.load_predictions(
+            conn,
+            dataset_schema=CONFIG.dataset_schema,
+            mlflow_schema=CONFIG.mlflow_schema,
+            run_uuid=run,
+            dataset=WINE,
+            sample_keys=keys,
+            predicted=predicted,
+            probabilities=proba,
+            labels=labels,
+            replace=True,
+        )
+        conn.commit()
+        expected = _sklearn(conn, run)
+    _relog(clone, run, expected)
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        _assert_metrics_equal(_published_metrics(conn, run), expected)
+        _assert_no_orphan(conn)
+
+
+def test_a_corrected_target_re_evaluates_every_run_of_its_dataset(clone: wh.Warehouse):
+    """One true class corrected in `targets`: every run on that dataset is evaluated again
+    (and republished), its predictions' true class the new one everywhere."""
+    with clone.connect() as conn:
+        runs = _runs(conn)
+        sample = conn.execute(
+            "update dataset.targets set class = class %% 3 + 1 where sample_index ="
+            " (select min(p.sample_index) from dataset.predictions as p where p.run_uuid = %s)"
+            " returning sample_index, class",
+            (runs[0],),
+        ).fetchone()
+        conn.commit()
+        expected = {run: _sklearn(conn, run) for run in runs}
+    for run in runs:
+        _relog(clone, run, expected[run])
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        for run in runs:
+            _assert_metrics_equal(_published_metrics(conn, run), expected[run])
+        seen = conn.execute(
+            "select distinct actual_class from published.fct_predictions where sample_index = %s", (sample[0],)
+        ).fetchall()
+        assert seen == [(sample[1],)]
+        _assert_no_orphan(conn)
+
+
+def test_a_changed_mlflow_metric_value_reaches_the_history_and_the_logged_columns(clone: wh.Warehouse):
+    """A value of a run's metric history changed in place by an administrator (same number
+    of values: counting them would not see it), then a new value logged through MLflow."""
+    with clone.connect() as conn:
+        run, key, step = conn.execute(
+            "select run_uuid, key, step from mlflow.metrics where key = 'train_loss' order by run_uuid, step limit 1"
+        ).fetchone()
+        before = _row_versions(conn)
+        conn.execute(
+            "update mlflow.metrics set value = 12.5 where run_uuid = %s and key = %s and step = %s", (run, key, step)
+        )
+        conn.commit()
+    run_dbt(["build"], clone)
+    with clone.connect() as conn:
+        values = conn.execute(
+            "select metric_value from published.fct_metric_history"
+            " where run_uuid = %s and metric_key = %s and step = %s",
+            (run, key, step),
+        ).fetchall()
+        assert values == [(12.5,)]
+        rewritten = _rewritten(before, _row_versions(conn))
+        assert rewritten["marts.fct_metric_history"] == {run}
+        assert all(runs <= {run} for runs in rewritten.values())
+        _assert_no_orphan(conn)
+        evaluated = _runs(conn)[0]
+        accuracy = conn.execute(
+            "select accuracy from published.fct_run_evaluation where run_uuid = %s", (evaluated,)
+        ).fetchone()[0]
+    # MLflow's latest value of the compared accuracy becomes a wrong one: the marts show it,
+    # and the build fails on the disagreement, publishing nothing
+    url = clone.sqlalchemy_url("mlflow")
+    client = MlflowClient(url, url)
+    client.log_metric(evaluated, "accuracy_score", accuracy / 2, step=1000)
+    message = _failed_build(clone)
+    assert "assert_run_metrics_agree_with_mlflow (1 failing rows)" in message, message
+    with clone.connect() as conn:
+        logged = conn.execute(
+            "select logged_accuracy, agrees_with_mlflow from marts.fct_run_evaluation where run_uuid = %s",
+            (evaluated,),
+        ).fetchone()
+        assert logged == (accuracy / 2, False)
+        history = conn.execute(
+            "select metric_value, is_latest from marts.fct_metric_history"
+            " where run_uuid = %s and metric_key = 'accuracy_score' order by step",
+            (evaluated,),
+        ).fetchall()
+        assert history[-1] == (accuracy / 2, True) and not any(latest for _, latest in history[:-1])
+
+
+def test_build_full_refresh_rebuilds_and_publishes_whole(clone: wh.Warehouse):
+    with clone.connect() as conn:
+        run = _run_of(conn, "knn-5")
+        conn.execute("update dataset.predictions set class = 1 where run_uuid = %s and prediction_index < 3", (run,))
+        conn.commit()
+        before = _row_versions(conn)
+        expected = _sklearn(conn, run)
+    _relog(clone, run, expected)
+    done = run_ml_eval("build", "--full-refresh", "--no-docs", env={**clone.env()})
+    assert "(whole: " in done.stdout and "by run:" not in done.stdout.split("published ")[-1], done.stdout[-2000:]
+    with clone.connect() as conn:
+        after = _row_versions(conn)
+        # every run rebuilt: no row kept from before
+        for relation in RUN_KEYED:
+            for run_uuid, rows in after[relation].items():
+                assert not rows & before[relation].get(run_uuid, set()), relation
+        _assert_metrics_equal(_published_metrics(conn, run), expected)
+        _assert_no_orphan(conn)
+        state = conn.execute(
+            "select built_relation, count(*) from audit.ml_eval_run_fingerprints group by 1 order by 1"
+        ).fetchall()
+        n_runs = len(_runs(conn))
+        assert dict(state)["published.fct_predictions"] == n_runs
+        assert dict(state)["marts.fct_confusion_matrix"] == n_runs
