@@ -26,6 +26,7 @@ from ml_eval import warehouse as wh
 from ml_eval.bench import benchmark as bench
 from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
+from ml_eval.mlflow_names import logged_metric_keys
 from ml_eval.producer import predictions as pred
 
 TOLERANCE = 1e-9
@@ -206,10 +207,12 @@ def _full_refresh_equals(database: wh.Warehouse) -> None:
 def _relog(database: wh.Warehouse, run_uuid: str, metrics: dict[str, float | None]) -> None:
     """What a training script does after correcting a run's predictions: log its evaluation
     metrics again through MLflow (a later step, so they are the latest), under the keys the
-    marts compare (var mlflow_metric_keys); a metric that is undefined is logged as NaN."""
+    marts compare (the first of each list in var mlflow_metric_names); a metric that is
+    undefined is logged as NaN."""
     url = database.sqlalchemy_url("mlflow")
     client = MlflowClient(url, url)
-    logged = {key: metrics[metric] for metric, key in CONFIG.var("mlflow_metric_keys").items()}
+    keys = logged_metric_keys(CONFIG)
+    logged = {key: metrics[metric] for metric, key in keys.items() if metric in metrics and metric != "example_count"}
     logged["example_count"] = metrics["n_predictions"]
     for key, value in logged.items():
         client.log_metric(run_uuid, key, math.nan if value is None else value, step=1)
