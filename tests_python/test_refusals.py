@@ -85,7 +85,8 @@ def stale(built: wh.Warehouse):
             "ML_EVAL_DATASET_SCHEMA",
             "typo",
             "the Dataset Database tables typo.datasets, typo.samples, typo.targets, typo.classes, typo.run_datasets,"
-            " typo.predictions, typo.prediction_scores are missing in database {db}"
+            " typo.predictions, typo.prediction_scores, typo.run_versions, typo.dataset_versions are missing in"
+            " database {db}"
             " (schema typo does not exist): run `ml-eval train` (or `ml-eval demo`) to create them,"
             " or set ML_EVAL_DATASET_SCHEMA to the schema they are in",
         ),
