@@ -134,3 +134,24 @@ def register_wine(database: wh.Warehouse, *, from_files: bool = False) -> None:
         columns["target"] = [label[key] for key in columns["sample_key"]]
         columns.update({name: samples.columns[name] for name in datasets.WINE_COLUMNS})
         datasets.load_dataset(conn, CONFIG.dataset_schema, datasets.WINE_NAME, datasets.Table(columns, str(seeds)))
+
+
+@pytest.fixture(scope="module")
+def isolated_environment(tmp_path_factory):
+    """dbt writes its artifacts (run_results.json, which `dbt retry` reads) to a directory of
+    the module's own, MLflow keeps no pooled connection (so databases can be cloned), and
+    run_dbt's PG* changes do not leak. A module asks for it with
+    `pytestmark = pytest.mark.usefixtures("isolated_environment")`."""
+    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
+            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
+    saved = {key: os.environ.get(key) for key in keys}
+    artifacts = tmp_path_factory.mktemp("dbt")
+    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
+    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
+    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

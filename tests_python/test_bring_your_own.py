@@ -29,24 +29,9 @@ from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions as pred
 
+pytestmark = pytest.mark.usefixtures("isolated_environment")
+
 COUNTED = ("datasets", "samples", "targets", "classes", "run_datasets", "predictions", "prediction_scores")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory):
-    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
-    saved = {key: os.environ.get(key) for key in keys}
-    artifacts = tmp_path_factory.mktemp("dbt")
-    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
-    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
-    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

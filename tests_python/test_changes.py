@@ -12,7 +12,6 @@ scikit-learn's on the rows the tables hold after the change, to 1e-9.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import psycopg
@@ -29,6 +28,8 @@ from ml_eval.errors import UserError
 from ml_eval.mlflow_names import logged_metric_keys
 from ml_eval.producer import predictions as pred
 
+pytestmark = pytest.mark.usefixtures("isolated_environment")
+
 TOLERANCE = 1e-9
 EPS = 2.220446049250313e-16
 WINE = "UCI Wine"  # the demo's dataset (ml_eval.datasets.WINE_NAME)
@@ -41,26 +42,8 @@ RUN_KEYED = (
     "intermediate.int_run_predictions_counted",
     "published.fct_predictions",
 )
+
 CHECKSUM = "select md5(string_agg(t::text, ',' order by t::text)) from published.fct_predictions as t"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory):
-    """dbt writes its artifacts to a directory of this module's own, MLflow keeps no pooled
-    connection (so databases can be cloned), and run_dbt's PG* changes do not leak."""
-    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
-    saved = {key: os.environ.get(key) for key in keys}
-    artifacts = tmp_path_factory.mktemp("dbt")
-    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
-    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
-    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture

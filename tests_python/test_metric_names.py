@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
@@ -36,24 +35,7 @@ COLUMNS = (
     "model_family",
 )  # fmt: skip
 
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory):
-    """dbt writes its artifacts to a directory of this module's own, MLflow keeps no pooled
-    connection (so databases can be cloned), and run_dbt's PG* changes do not leak."""
-    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
-    saved = {key: os.environ.get(key) for key in keys}
-    artifacts = tmp_path_factory.mktemp("dbt")
-    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
-    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
-    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 
 class Runs:

@@ -8,7 +8,6 @@ say why in one line.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -26,28 +25,10 @@ from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions as pred
 
+pytestmark = pytest.mark.usefixtures("isolated_environment")
+
 # the marts a reader reads together, and the by-run one
 MARTS = ("fct_run_evaluation", "rpt_model_leaderboard", "dim_runs", "fct_class_metrics", "fct_predictions")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory):
-    """dbt writes its artifacts (run_results.json, which `dbt retry` reads) to a directory of
-    this module's own, MLflow keeps no pooled connection (so databases can be cloned), and
-    run_dbt's PG* changes do not leak."""
-    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
-    saved = {key: os.environ.get(key) for key in keys}
-    artifacts = tmp_path_factory.mktemp("dbt")
-    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
-    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
-    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture

@@ -86,15 +86,16 @@ def stale(built: wh.Warehouse):
             "typo",
             "the Dataset Database tables typo.datasets, typo.samples, typo.targets, typo.classes, typo.run_datasets,"
             " typo.predictions, typo.prediction_scores, typo.run_versions, typo.dataset_versions are missing in"
-            " database {db}"
-            " (schema typo does not exist): run `ml-eval train` (or `ml-eval demo`) to create them,"
-            " or set ML_EVAL_DATASET_SCHEMA to the schema they are in",
+            " database {db} (schema typo does not exist):"
+            " run `ml-eval train`, `ml-eval demo` or `ml-eval load-dataset` to create them, or set"
+            " ML_EVAL_DATASET_SCHEMA to the schema they are in",
         ),
         (
             "ML_EVAL_MLFLOW_SCHEMA",
             "nonexistent",
             "MLflow's tables are not in schema nonexistent of database {db} (the schema does not exist):"
-            " run `ml-eval train` (or `ml-eval demo`) to create them, or set ML_EVAL_MLFLOW_SCHEMA to the"
+            " run `ml-eval train` (or `ml-eval demo`) to create them, `ml-eval sync-mlflow --from URI` to copy them,"
+            " or set ML_EVAL_MLFLOW_SCHEMA to the"
             " schema MLflow uses",
         ),
     ],

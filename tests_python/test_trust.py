@@ -31,6 +31,8 @@ from ml_eval.dbt import run_dbt
 from ml_eval.errors import UserError
 from ml_eval.producer import predictions as pred
 
+pytestmark = pytest.mark.usefixtures("isolated_environment")
+
 NAMES = roles.RoleNames()
 CLASSES = [1, 2, 3]
 MAX_DOUBLE = 1.7976931348623157e308
@@ -95,25 +97,6 @@ def checksums(database: wh.Warehouse, schema: str) -> dict[str, str]:
             ).fetchone()[0]
             for table in tables
         }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory):
-    """dbt writes its artifacts to a directory of this module's own, MLflow keeps no pooled
-    connection (so databases can be cloned), and run_dbt's PG* changes do not leak."""
-    keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "DBT_TARGET_PATH", "DBT_LOG_PATH",
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS")  # fmt: skip
-    saved = {key: os.environ.get(key) for key in keys}
-    artifacts = tmp_path_factory.mktemp("dbt")
-    os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
-    os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
-    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def _targets() -> tuple[np.ndarray, np.ndarray]:

@@ -162,7 +162,7 @@ def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
             frame = pd.read_parquet(file)
             for column in text_columns:
                 if column in frame.columns:
-                    frame[column] = [_text(value) for value in frame[column]]
+                    frame[column] = [label_text(value) for value in frame[column]]
         elif suffix in (".csv", ".txt", ".gz"):
             header = pd.read_csv(file, nrows=0).columns
             frame = pd.read_csv(
@@ -187,7 +187,8 @@ def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
     return Table(columns, where)
 
 
-def _text(value) -> str | None:
+def label_text(value) -> str | None:
+    """A key or label as the tables keep it: text, an integral float as its integer, None for NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -309,8 +310,8 @@ def load_dataset(
             raise UserError(f"{where}: no feature column {column!r}")
         if column in (key_column, target_column):
             raise UserError(f"{where}: column {column!r} cannot be a feature and a key or target")
-    keys = [_text(value) for value in table.columns[key_column]]
-    labels = [_text(value) for value in table.columns[target_column]]
+    keys = [label_text(value) for value in table.columns[key_column]]
+    labels = [label_text(value) for value in table.columns[target_column]]
     total = len(keys)
     missing = [i for i, key in enumerate(keys) if key is None]
     if missing:

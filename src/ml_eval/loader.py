@@ -35,7 +35,7 @@ class Loaded:
 
 
 def _labels_text(values: Sequence[object]) -> list[str | None]:
-    return [ds._text(v) for v in values]
+    return [ds.label_text(v) for v in values]
 
 
 def load_predictions(

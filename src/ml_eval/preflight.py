@@ -38,7 +38,11 @@ PRODUCER_TABLES = (
 LOCK_NAME = "ml-eval: one build, demo or train per database"
 # pg_advisory_lock's bigint key, derived from the fixed name above
 LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
-TO_CREATE = "run `ml-eval train` (or `ml-eval demo`) to create them"
+TO_CREATE = "run `ml-eval train`, `ml-eval demo` or `ml-eval load-dataset` to create them"
+# MLflow's tables come from MLflow itself (train, demo) or from a copy of another store
+TO_CREATE_MLFLOW = (
+    "run `ml-eval train` (or `ml-eval demo`) to create them, `ml-eval sync-mlflow --from URI` to copy them"
+)
 
 
 def _tables(conn: psycopg.Connection, schema: str, names: tuple[str, ...]) -> set[str]:
@@ -115,7 +119,7 @@ def require_sources(warehouse: Warehouse, config: Config, *, warn_error: bool) -
             state = "has no table alembic_version" if _schema_exists(conn, mlflow) else "does not exist"
             raise UserError(
                 f"MLflow's tables are not in schema {mlflow} of database {database} (the schema {state}):"
-                f" {TO_CREATE}, or set ML_EVAL_MLFLOW_SCHEMA to the schema MLflow uses"
+                f" {TO_CREATE_MLFLOW}, or set ML_EVAL_MLFLOW_SCHEMA to the schema MLflow uses"
             )
         missing = [table for table in PRODUCER_TABLES if table not in _tables(conn, dataset, PRODUCER_TABLES)]
         if missing:

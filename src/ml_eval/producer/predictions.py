@@ -74,7 +74,7 @@ def refuse_foreign_tables(conn: psycopg.Connection, schema: str, tables: Sequenc
     for table, owner, user, triggers in rows:
         if owner != user:
             raise UserError(
-                f"table {schema}.{table} is owned by {owner}, not by {user}, who writes the predictions:"
+                f"table {schema}.{table} is owned by {owner}, not by {user}, who writes into it:"
                 f" the producer writes only into its own tables (an administrator may change its owner to {user})"
             )
         for trigger, function, function_schema, is_own in triggers:
