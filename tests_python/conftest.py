@@ -94,7 +94,15 @@ def clone_database(source: wh.Warehouse, name: str) -> wh.Warehouse:
 @pytest.fixture(scope="session")
 def built(warehouse: wh.Warehouse) -> wh.Warehouse:
     """The main job run into the session's database, with dbt's --warn-error and no docs:
-    the seeds with their tests, `ml-eval train`, then `dbt build` (`ml-eval demo`)."""
+    the seeds with their tests, `ml-eval train`, then `dbt build` (`ml-eval demo`).
+
+    `make test` runs exactly that job into database ml_eval_ci just before pytest, and names
+    it in ML_EVAL_TEST_BUILT_FROM: then the session's database is a copy of it (CREATE
+    DATABASE ... TEMPLATE) rather than a second run of the same job. Its MLflow artifacts stay
+    where that job wrote them, which the copy's runs point at."""
+    source = os.environ.get("ML_EVAL_TEST_BUILT_FROM")
+    if source:
+        return clone_database(warehouse.with_database(source), warehouse.database)
     run_ml_eval("demo", "--warn-error", "--no-docs", env={**warehouse.env()})
     return warehouse
 
@@ -126,14 +134,8 @@ def register_wine(database: wh.Warehouse, *, from_files: bool = False) -> None:
         if not from_files:
             datasets.register_seeds(conn, CONFIG.seed_schema, CONFIG.dataset_schema)
             return
-        seeds = PROJECT_DIR / "seeds" / "dataset"
-        samples = datasets.read_table(seeds / "samples.csv", text_columns=("sample_index",))
-        targets = datasets.read_table(seeds / "targets.csv", text_columns=("sample_index", "class"))
-        label = dict(zip(targets.columns["sample_index"], targets.columns["class"], strict=True))
-        columns = {"sample_key": samples.columns["sample_index"]}
-        columns["target"] = [label[key] for key in columns["sample_key"]]
-        columns.update({name: samples.columns[name] for name in datasets.WINE_COLUMNS})
-        datasets.load_dataset(conn, CONFIG.dataset_schema, datasets.WINE_NAME, datasets.Table(columns, str(seeds)))
+        name, table = datasets.read_wine_seed_files(PROJECT_DIR / "seeds" / "dataset")
+        datasets.load_dataset(conn, CONFIG.dataset_schema, name, table)
 
 
 @pytest.fixture(scope="module")

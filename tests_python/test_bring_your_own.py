@@ -271,7 +271,7 @@ def test_predictions_on_another_dataset_are_refused_with_one_line(byo, capsys):
 def test_rows_of_another_dataset_written_by_other_means_fail_the_build(byo):
     """A writer that bypasses the loader and points an Iris run at Wine's sample indexes."""
     database, _ = byo
-    copy = clone_database(database, f"{database.database}_x")
+    copy = clone_database(database, f"{database.database}_case")
     try:
         run = _iris_run(copy)
         with copy.connect() as conn:
@@ -284,6 +284,31 @@ def test_rows_of_another_dataset_written_by_other_means_fail_the_build(byo):
         with pytest.raises(UserError) as failure:
             run_dbt(["build", "--full-refresh", "--select", "int_run_predictions_counted+1"], copy)
         assert "assert_predictions_are_of_their_run_dataset" in str(failure.value)
+    finally:
+        drop_database(copy)
+
+
+def test_a_run_with_no_dataset_declared_is_excluded_not_failed(byo):
+    """A writer that bypasses the loader and never declares the run's dataset (run_datasets):
+    the run is left out of the evaluation with its reason, and the build passes."""
+    database, _ = byo
+    copy = clone_database(database, f"{database.database}_case")
+    try:
+        run = _iris_run(copy)
+        with copy.connect() as conn:
+            conn.execute("delete from dataset.run_datasets where run_uuid = %s", (run,))
+        run_dbt(["build", "--select", "int_runs_classified", "int_run_predictions_counted+1"], copy)
+        with copy.connect() as conn:
+            reason = conn.execute(
+                "select exclusion_reason from intermediate.int_runs_classified where run_uuid = %s", (run,)
+            ).fetchone()
+            counted = conn.execute(
+                "select n_predictions, n_foreign_predictions from intermediate.int_run_predictions_counted"
+                " where run_uuid = %s",
+                (run,),
+            ).fetchone()
+        assert reason == ("no dataset declared",)
+        assert counted is not None and counted[0] > 0
     finally:
         drop_database(copy)
 
@@ -314,8 +339,12 @@ def test_rows_of_another_dataset_written_by_other_means_fail_the_build(byo):
          "probabilities sum to 0.9, not 1 (tolerance 1e-06): row 1 (sample_key '0') is the first of 2 of 2 rows"),
         ([{"sample_key": "0", "predicted": "setosa", "proba_setosa": 1.0, "proba_rose": 0.0}],
          "probability column for 'rose', not a class of dataset 'iris'"),
+        ([{"sample_key": "0", "predicted": "versicolor", "proba_setosa": 0.4, "proba_virginica": 0.6}],
+         "no probability column for label 'versicolor', a class of this run (predicted, or the target of one of its"
+         " samples): give one column per class of the run"),
     ],
-    ids=["duplicate-key", "unknown-key", "unknown-label", "negative", "nan", "not-summing", "foreign-column"],
+    ids=["duplicate-key", "unknown-key", "unknown-label", "negative", "nan", "not-summing", "foreign-column",
+         "missing-class-column"],
 )  # fmt: skip
 def test_bad_predictions_are_refused_with_one_line_and_nothing_written(byo, tmp_path, capsys, rows, expected):
     database, _ = byo
@@ -426,7 +455,7 @@ def test_a_corrected_reload_is_re_evaluated_and_republished(byo, tmp_path, capsy
     corrects a label: the next build re-evaluates the runs concerned, and the published copies
     follow, with no row left of the predictions that are gone."""
     database, work = byo
-    copy = clone_database(database, f"{database.database}_fix")
+    copy = clone_database(database, f"{database.database}_case")
     try:
         run = _iris_run(copy)
         with copy.connect() as conn:

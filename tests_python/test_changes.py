@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from psycopg import sql
 
-from conftest import CONFIG, clone_database, drop_database, run_ml_eval
+from conftest import CONFIG, clone_database, copy_project, drop_database, run_ml_eval
 from ml_eval import changes, loader
 from ml_eval import warehouse as wh
 from ml_eval.bench import benchmark as bench
@@ -31,7 +31,6 @@ from ml_eval.producer import predictions as pred
 pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 TOLERANCE = 1e-9
-EPS = 2.220446049250313e-16
 WINE = "UCI Wine"  # the demo's dataset (ml_eval.datasets.WINE_NAME)
 # the relations built run by run: a run's rows there are rewritten only when its inputs change
 RUN_KEYED = (
@@ -47,9 +46,10 @@ CHECKSUM = "select md5(string_agg(t::text, ',' order by t::text)) from published
 
 
 @pytest.fixture
-def clone(built: wh.Warehouse, request):
-    """A copy of the demo database for one case, dropped afterwards."""
-    copy = clone_database(built, f"{built.database}_{request.node.name[len('test_') :][:40]}".lower())
+def clone(built: wh.Warehouse):
+    """A copy of the demo database for one case, dropped afterwards. Every case's copy has the
+    same name, so dbt's partial parsing (keyed by the connection) serves all but the first."""
+    copy = clone_database(built, f"{built.database}_case")
     yield copy
     drop_database(copy)
 
@@ -316,6 +316,37 @@ def test_the_producer_accepts_its_own_change_tracking_and_refuses_any_other_trig
         conn.rollback()
 
 
+def test_a_disabled_tracking_trigger_stops_the_build_until_it_is_installed_again(clone: wh.Warehouse):
+    """A change the triggers do not see would leave the marts stale: `ml-eval build` refuses a
+    disabled one in one line; the producer installs it again, enabled ALWAYS, so it fires
+    under session_replication_role = replica too (logical replication, pg_restore)."""
+    with clone.connect() as conn:
+        conn.execute("alter table dataset.prediction_scores disable trigger ml_eval_track_changes_update")
+    refused = run_ml_eval("build", "--no-docs", env=clone.env(), check=False)
+    line = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode != 0
+    assert line == (
+        "ml-eval: error: the change tracking of dataset.prediction_scores.ml_eval_track_changes_update is missing"
+        " or disabled (1 trigger(s)): the marts would not follow changes to those tables; run `ml-eval train` or"
+        " `ml-eval load-dataset` as the tables' owner to install it again"
+    ), refused.stderr
+    with clone.connect() as conn:
+        pred.ensure_tables(conn, "dataset")
+        conn.commit()
+        assert changes.untracked(conn, "dataset") == []
+        run = _runs(conn)[0]
+        before = conn.execute("select version from dataset.run_versions where run_uuid = %s", (run,)).fetchone()[0]
+        conn.execute("set session_replication_role = replica")
+        conn.execute(
+            "update dataset.prediction_scores as s set probability = probability from dataset.predictions as p"
+            " where p.prediction_id = s.prediction_id and p.run_uuid = %s",
+            (run,),
+        )
+        after = conn.execute("select version from dataset.run_versions where run_uuid = %s", (run,)).fetchone()[0]
+        conn.rollback()
+    assert after > before
+
+
 # --- the marts follow --------------------------------------------------------------------------
 
 
@@ -419,12 +450,12 @@ def test_changed_and_deleted_probabilities_are_evaluated_again(clone: wh.Warehou
             (run,),
         )
         conn.commit()
-    _relog(clone, run, {**expected, "roc_auc": None, "log_loss": -math.log(EPS)})
+    _relog(clone, run, {**expected, "roc_auc": None, "log_loss": None})
     run_dbt(["build"], clone)
     with clone.connect() as conn:
         published = _published_metrics(conn, run)
         assert published["roc_auc"] is None
-        assert math.isclose(published["log_loss"], -math.log(EPS), rel_tol=0, abs_tol=TOLERANCE)
+        assert published["log_loss"] is None  # no probability stored: nothing to score (README)
         _assert_metrics_equal(published, expected, skip=("roc_auc", "log_loss"))
         probabilities = conn.execute(
             "select count(*) from published.fct_predictions where run_uuid = %s"
@@ -518,6 +549,49 @@ def test_a_corrected_target_re_evaluates_every_run_of_its_dataset(clone: wh.Ware
         ).fetchall()
         assert seen == [(sample[1],)]
         _assert_no_orphan(conn)
+
+
+def test_a_corrected_wine_seed_file_reaches_the_marts_with_ml_eval_build(clone: wh.Warehouse, tmp_path):
+    """The demo's dataset comes from its seed files: one label corrected in targets.csv is
+    registered again by `ml-eval build` (run as the Dataset Database's owner) and every Wine
+    run is evaluated on it; a plain rebuild after that changes nothing more."""
+    project = copy_project(tmp_path / "project")
+    targets = project / "seeds" / "dataset" / "targets.csv"
+    with clone.connect() as conn:
+        runs = _runs(conn)
+        sample = conn.execute(
+            "select min(p.sample_index) from dataset.predictions as p where p.run_uuid = %s", (runs[0],)
+        ).fetchone()[0]
+        # what scikit-learn gives on the corrected label: the change applied, read, rolled back
+        with conn.transaction(force_rollback=True):
+            new_class = conn.execute(
+                "update dataset.targets set class = class %% 3 + 1 where sample_index = %s returning class",
+                (sample,),
+            ).fetchone()[0]
+            expected = {run: _sklearn(conn, run) for run in runs}
+    lines = targets.read_text().splitlines()
+    header = lines[0].split(",")
+    index_at, class_at = header.index("sample_index"), header.index("class")
+    for position, line in enumerate(lines[1:], start=1):
+        cells = line.split(",")
+        if cells[index_at] == str(sample):
+            cells[class_at] = str(new_class)
+            lines[position] = ",".join(cells)
+    targets.write_text("\n".join(lines) + "\n")
+    for run in runs:
+        _relog(clone, run, expected[run])
+    built = run_ml_eval("build", "--no-docs", env={**clone.env(), "ML_EVAL_PROJECT_DIR": str(project)})
+    assert "dataset 'UCI Wine': replaced from the seed files (178 samples)" in built.stdout, built.stdout[-2000:]
+    with clone.connect() as conn:
+        for run in runs:
+            _assert_metrics_equal(_published_metrics(conn, run), expected[run])
+        seen = conn.execute(
+            "select distinct actual_class from published.fct_predictions where sample_index = %s", (sample,)
+        ).fetchall()
+        assert seen == [(new_class,)]
+        _assert_no_orphan(conn)
+    again = run_ml_eval("build", "--no-docs", env={**clone.env(), "ML_EVAL_PROJECT_DIR": str(project)})
+    assert "from the seed files" not in again.stdout
 
 
 def test_a_changed_mlflow_metric_value_reaches_the_history_and_the_logged_columns(clone: wh.Warehouse):

@@ -93,7 +93,7 @@ def planted(built: wh.Warehouse, tmp_path_factory):
             conn.execute(f"grant insert on {LOG} to public")  # whoever runs a plant can log
             outcome[(admin.user, "schema")] = _try(conn, sql.SQL("create schema {}").format(sql.Identifier(admin.user)))
             schemas = [admin.user] if outcome[(admin.user, "schema")] else []
-            schemas += ["public", CONFIG.dataset_schema, CONFIG.mlflow_schema, "staging"]
+            schemas += ["public", CONFIG.dataset_schema, CONFIG.seed_schema, CONFIG.mlflow_schema, "staging"]
             for schema in schemas:
                 for what, statement in _plants(schema).items():
                     outcome[(schema, what)] = _try(conn, statement)
@@ -137,7 +137,7 @@ def test_plants_where_others_look_are_refused(planted):
 
 def test_what_the_transformer_planted_never_runs_as_the_administrator(planted):
     admin, _, outcome, _ = planted
-    assert any(outcome.values())  # something was planted (the dataset and staging schemas are its)
+    assert any(outcome.values())  # something was planted (the staging schemas are its)
     # the producer writes a batch through the tool's connection
     with admin.connect() as conn:
         indexes = [r[0] for r in conn.execute("select sample_index from dataset.targets order by 1 limit 20")]

@@ -138,9 +138,10 @@ def runs(warehouse: wh.Warehouse) -> Runs:
 
 
 @pytest.fixture
-def clone(runs: Runs, request) -> wh.Warehouse:
-    """A copy of the module database for one case, dropped afterwards."""
-    copy = clone_database(runs.database, f"{runs.database.database}_{request.node.name[len('test_') :][:30]}")
+def clone(runs: Runs) -> wh.Warehouse:
+    """A copy of the module database for one case, dropped afterwards (one name for every case:
+    dbt's partial parsing is keyed by the connection)."""
+    copy = clone_database(runs.database, f"{runs.database.database}_case")
     yield copy
     with runs.database.connect("postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(copy.database)))

@@ -32,9 +32,10 @@ MARTS = ("fct_run_evaluation", "rpt_model_leaderboard", "dim_runs", "fct_class_m
 
 
 @pytest.fixture
-def clone(built: wh.Warehouse, request):
-    """A copy of the session's built database for one case, dropped after it."""
-    copy = clone_database(built, f"{built.database}_{request.node.name.split('[')[0][-20:]}".lower())
+def clone(built: wh.Warehouse):
+    """A copy of the session's built database for one case, dropped after it (one name for
+    every case: dbt's partial parsing is keyed by the connection)."""
+    copy = clone_database(built, f"{built.database}_case")
     yield copy
     drop_database(copy)
 

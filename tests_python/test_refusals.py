@@ -185,7 +185,7 @@ def test_a_second_build_while_one_runs_is_one_line_and_the_first_succeeds(built:
         line = refused(run_ml_eval("build", "--no-docs", env=copy.env(), check=False))
         assert re.fullmatch(
             rf"ml-eval: error: ml-eval build \(pid {first.pid}\) \(since \d\d:\d\d:\d\d UTC\) is running on"
-            rf" database {copy.database}: one build, demo or train at a time per database; wait for it to"
+            rf" database {copy.database}: one build, demo, train, load or sync at a time per database; wait for it to"
             r" finish, then run this again",
             line,
         ), line
@@ -200,3 +200,33 @@ def test_a_second_build_while_one_runs_is_one_line_and_the_first_succeeds(built:
             first.kill()
             first.wait()
         drop_database(copy)
+
+
+def test_the_old_seed_layout_in_the_dataset_schema_is_refused_with_one_line(warehouse: wh.Warehouse):
+    """A warehouse built before the Dataset Database held the Wine seeds in schema `dataset`:
+    the producer names the old tables to drop instead of failing on a foreign key."""
+    from ml_eval import datasets
+    from ml_eval.errors import UserError
+
+    old = warehouse.with_database(f"{warehouse.database}_oldseeds")
+    wh.ensure_database(old, fresh=True)
+    try:
+        with old.connect() as conn:
+            conn.execute("create schema old_dataset")
+            conn.execute(
+                "create table old_dataset.samples (sample_id integer, dataset_id integer, sample_index integer)"
+            )
+            conn.commit()
+            with pytest.raises(UserError) as refused:
+                datasets.ensure_tables(conn, "old_dataset")
+            conn.rollback()
+            tables = conn.execute(
+                "select count(*) from pg_catalog.pg_tables where schemaname = 'old_dataset'"
+            ).fetchone()[0]
+        message = str(refused.value)
+        assert "\n" not in message
+        assert message.startswith("table old_dataset.samples has the Wine seeds' old layout (no column sample_key)")
+        assert "drop the old seed tables old_dataset.targets, old_dataset.samples, old_dataset.datasets" in message
+        assert tables == 1  # nothing created beside it
+    finally:
+        drop_database(old)

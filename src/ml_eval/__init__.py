@@ -11,6 +11,9 @@ from collections.abc import Sequence
 __all__ = ["log_predictions"]
 
 
+LOCK_WAIT_SECONDS = 600  # how long log_predictions waits for a build of the same database
+
+
 def log_predictions(
     run_id: str,
     dataset: str,
@@ -28,13 +31,15 @@ def log_predictions(
     label, in the order of `labels` (pass the model's `classes_`), or of the dataset's classes.
     The warehouse is the one `ml-eval` uses (the PG* variables, ML_EVAL_* settings). Raises
     `ml_eval.errors.UserError` naming the first bad row; then nothing is written."""
-    from ml_eval import loader
+    from ml_eval import loader, preflight
     from ml_eval import warehouse as wh
     from ml_eval.config import Config
 
     config = Config.resolve()
     warehouse = wh.resolve(config)
-    with warehouse.connect() as conn:
+    # as `ml-eval load-predictions`: never while a build reads the tables (so one publish
+    # cannot mix a run's old and new predictions); a training script waits for the build
+    with preflight.exclusive(warehouse, "log_predictions", wait_seconds=LOCK_WAIT_SECONDS), warehouse.connect() as conn:
         loaded = loader.load_predictions(
             conn,
             dataset_schema=config.dataset_schema,

@@ -200,7 +200,8 @@ def _owned(conn: psycopg.Connection, schema: str) -> None:
 
 def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
     """(table, trigger) of the triggers `install` made that are in place: the right function,
-    of the right schema, owned by the connecting role."""
+    of the right schema, owned by the connecting role, enabled ALWAYS (so they also fire under
+    session_replication_role = replica, as in logical replication or pg_restore)."""
     expected = [(t.table, trigger_name(event), t.function) for t in TRACKED for event in EVENTS]
     rows = conn.execute(
         "select c.relname, t.tgname, p.proname"
@@ -209,13 +210,38 @@ def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, 
         " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " join pg_catalog.pg_proc as p on p.oid = t.tgfoid"
         " join pg_catalog.pg_namespace as pn on pn.oid = p.pronamespace"
-        " where n.nspname = %s and pn.nspname = %s and not t.tgisinternal and t.tgenabled <> 'D'"
+        " where n.nspname = %s and pn.nspname = %s and not t.tgisinternal and t.tgenabled = 'A'"
         " and p.proowner = (select oid from pg_catalog.pg_roles where rolname = current_user)"
         " and p.prosecdef",
         (schema, schema),
     ).fetchall()
     present = {(table, trigger, function) for table, trigger, function in rows}
     return {(table, trigger) for table, trigger, function in expected if (table, trigger, function) in present}
+
+
+def untracked(conn: psycopg.Connection, schema: str) -> list[str]:
+    """`table.trigger` of every tracking trigger missing or not enabled ALWAYS on the tracked
+    tables of `schema` that exist (readable by any role: the build checks it as the transformer)."""
+    rows = conn.execute(
+        "select c.relname, t.tgname from pg_catalog.pg_class as c"
+        " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_trigger as t on t.tgrelid = c.oid"
+        " where n.nspname = %s and not t.tgisinternal and t.tgenabled = 'A'",
+        (schema,),
+    ).fetchall()
+    tables = conn.execute(
+        "select c.relname from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relkind = 'r'",
+        (schema,),
+    ).fetchall()
+    enabled, existing = set(rows), {r[0] for r in tables}
+    return [
+        f"{t.table}.{trigger_name(event)}"
+        for t in TRACKED
+        if t.table in existing
+        for event in EVENTS
+        if (t.table, trigger_name(event)) not in enabled
+    ]
 
 
 def is_tracking_trigger(table: str, trigger: str, function: str) -> bool:
@@ -305,6 +331,7 @@ def install(conn: psycopg.Connection, schema: str, tables: Sequence[str] | None 
                         sql.Identifier(schema, t.function),
                     )
                 )
+                conn.execute(sql.SQL("alter table {} enable always trigger {}").format(table, trigger))
         # rows written before the tracking was installed get a first version
         if "predictions" in existing:
             conn.execute(

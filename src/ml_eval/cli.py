@@ -131,6 +131,16 @@ def _train(warehouse: wh.Warehouse, config: Config) -> None:
     train(warehouse, Settings.from_config(config), report=lambda line: print(line, flush=True))
 
 
+def _refresh_wine(warehouse: wh.Warehouse, config: Config) -> None:
+    """A corrected Wine seed file reaches the marts with the next build (datasets.refresh_wine)."""
+    from ml_eval import datasets
+
+    with warehouse.connect() as conn:
+        refreshed = datasets.refresh_wine(conn, config.dataset_schema, config.project_dir)
+    if refreshed is not None and refreshed.status != "unchanged":
+        print(f"dataset {refreshed.name!r}: {refreshed.status} from the seed files ({refreshed.n_samples} samples)")
+
+
 # --- the commands ---------------------------------------------------------------------------
 
 
@@ -210,6 +220,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
     with preflight.exclusive(warehouse, "build"):
         preflight.require_sources(warehouse, config, warn_error=args.warn_error)
         _announce(warehouse, config)
+        _refresh_wine(warehouse, config)
         flags = [*(["--warn-error"] if args.warn_error else []), *(["--full-refresh"] if args.full_refresh else [])]
         run_dbt(["build", *flags], warehouse, config)
         if args.docs:

@@ -122,6 +122,19 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
     from ml_eval.producer import predictions
 
     predictions.refuse_foreign_tables(conn, schema, TABLES)
+    old_layout = conn.execute(
+        "select 1 from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = 'samples' and c.relkind = 'r' and not exists ("
+        " select 1 from pg_catalog.pg_attribute as a where a.attrelid = c.oid and a.attname = 'sample_key'"
+        " and not a.attisdropped)",
+        (schema,),
+    ).fetchone()
+    if old_layout:
+        raise UserError(
+            f"table {schema}.samples has the Wine seeds' old layout (no column sample_key): the seeds now load"
+            f" into their own schema (var seed_schema) and {schema} holds every dataset; drop the old seed tables"
+            f" {schema}.targets, {schema}.samples, {schema}.datasets (or start over with `ml-eval demo --fresh`)"
+        )
     present = conn.execute(
         "select count(*) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " where n.nspname = %s and c.relname = any(%s) and c.relkind = 'r'",
@@ -471,6 +484,55 @@ def register_seeds(conn: psycopg.Connection, seed_schema: str, schema: str) -> L
     for position, column in enumerate(WINE_COLUMNS):
         columns[column] = [r[2 + position] for r in rows]
     return load_dataset(conn, schema, name, Table(columns, f"{seed_schema} seeds"), replace=True)
+
+
+def wine_seed_files(project_dir: Path) -> Path | None:
+    """The directory of the Wine seed CSVs of the project (or of the installed package)."""
+    for base in (project_dir, project_dir / "dbt_packages" / "ml_eval"):
+        directory = base / "seeds" / "dataset"
+        if all((directory / f"{table}.csv").is_file() for table in ("datasets", "samples", "targets")):
+            return directory
+    return None
+
+
+def read_wine_seed_files(directory: Path) -> tuple[str, Table]:
+    """(dataset name, table) of the Wine seed CSVs, keyed and labelled as register_seeds reads
+    the loaded seeds: key = sample_index, target = class, the 13 documented features."""
+    names = read_table(directory / "datasets.csv").columns.get("name") or [WINE_NAME]
+    samples = read_table(directory / "samples.csv", text_columns=("sample_index",))
+    targets = read_table(directory / "targets.csv", text_columns=("sample_index", "class"))
+    label = dict(zip(targets.columns["sample_index"], targets.columns["class"], strict=True))
+    keys = [key for key in samples.columns["sample_index"] if key in label]
+    position = {key: i for i, key in enumerate(samples.columns["sample_index"])}
+    columns: dict[str, list] = {"sample_key": keys, "target": [label[key] for key in keys]}
+    for column in WINE_COLUMNS:
+        values = samples.columns[column]
+        columns[column] = [values[position[key]] for key in keys]
+    order = sorted(range(len(keys)), key=lambda i: int(keys[i]))  # register_seeds reads by sample_index
+    return str(names[0]), Table({c: [v[i] for i in order] for c, v in columns.items()}, str(directory))
+
+
+def refresh_wine(conn: psycopg.Connection, schema: str, project_dir: Path) -> LoadResult | None:
+    """Before a build: when the demo's Wine is registered and the connecting role owns the
+    Dataset Database, register its seed files again (unchanged, or replaced after a seed file
+    was corrected), so the marts score what the seeds say. None when there is nothing to do:
+    no seed files, Wine not registered, or another role's tables (the build's
+    assert_wine_seeds_are_registered then reports a difference)."""
+    directory = wine_seed_files(project_dir)
+    if directory is None:
+        return None
+    owner = conn.execute(
+        "select pg_catalog.pg_get_userbyid(c.relowner) = current_user from pg_catalog.pg_class as c"
+        " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace where n.nspname = %s and c.relname = 'datasets'",
+        (schema,),
+    ).fetchone()
+    if not owner or not owner[0]:
+        return None
+    name, table = read_wine_seed_files(directory)
+    registered = conn.execute(sql.SQL("select 1 from {} where name = %s").format(_ident(schema, "datasets")), (name,))
+    if registered.fetchone() is None:
+        return None
+    return load_dataset(conn, schema, name, table, replace=True)
 
 
 def dataset_classes(conn: psycopg.Connection, schema: str, name: str) -> tuple[int, dict[str, int]]:

@@ -84,14 +84,17 @@ def load_predictions(
     repeated = [i for i, key in enumerate(keys) if first.setdefault(key, i) != i]
     if repeated:
         raise ds.refusal(f"{where}: sample_key occurs more than once", repeated, keys, total)
-    index_of = dict(
-        conn.execute(
-            sql.SQL("select sample_key, sample_index from {} where dataset_id = %s").format(
-                sql.Identifier(dataset_schema, "samples")
-            ),
-            (dataset_id,),
-        ).fetchall()
-    )
+    # the samples cannot change under this load: a concurrent load-dataset --replace waits
+    conn.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(dataset_schema, "samples")))
+    held_samples = conn.execute(
+        sql.SQL(
+            "select s.sample_key, s.sample_index, t.class from {} as s left join {} as t using (sample_index)"
+            " where s.dataset_id = %s"
+        ).format(sql.Identifier(dataset_schema, "samples"), sql.Identifier(dataset_schema, "targets")),
+        (dataset_id,),
+    ).fetchall()
+    index_of = {key: index for key, index, _ in held_samples}
+    target_of = {key: target for key, _, target in held_samples}
     unknown = [i for i, key in enumerate(keys) if key not in index_of]
     if unknown:
         raise ds.refusal(f"{where}: sample_key is not a sample of dataset {dataset!r}", unknown, keys, total)
@@ -114,6 +117,17 @@ def load_predictions(
             raise UserError(f"{where}: probability column for {foreign[0]!r}, not a class of dataset {dataset!r}")
         if len(set(column_labels)) != len(column_labels):
             raise UserError(f"{where}: two probability columns for one label")
+        # the run's classes (its predictions' and its samples' targets) each need a column: a
+        # missing one would read as probability 0 and bend log loss and ROC AUC (the build's
+        # assert_scored_predictions_cover_their_run_classes would fail after the write)
+        run_classes = {classes[label] for label in guesses} | {target_of[key] for key in keys}
+        label_of = {number: label for label, number in classes.items()}
+        uncovered = sorted(run_classes - {classes[label] for label in column_labels} - {None})
+        if uncovered:
+            raise UserError(
+                f"{where}: no probability column for label {label_of[uncovered[0]]!r}, a class of this run"
+                " (predicted, or the target of one of its samples): give one column per class of the run"
+            )
         matrix = [[float(p) if p is not None else math.nan for p in row] for row in probabilities]
         if len(matrix) != total:
             raise UserError(f"{where}: {total} predictions but {len(matrix)} rows of probabilities")

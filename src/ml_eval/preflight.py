@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
+from ml_eval import changes
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.warehouse import Warehouse
@@ -128,6 +129,13 @@ def require_sources(warehouse: Warehouse, config: Config, *, warn_error: bool) -
                 f"the Dataset Database tables {', '.join(f'{dataset}.{table}' for table in missing)} are missing in"
                 f" database {database}{state}: {TO_CREATE}, or set ML_EVAL_DATASET_SCHEMA to the schema they are in"
             )
+        off = changes.untracked(conn, dataset)
+        if off:
+            raise UserError(
+                f"the change tracking of {dataset}.{off[0]} is missing or disabled ({len(off)} trigger(s)):"
+                " the marts would not follow changes to those tables; run `ml-eval train` or `ml-eval load-dataset`"
+                " as the tables' owner to install it again"
+            )
         problem = untested_revision(conn, config)
     if problem and warn_error:
         raise UserError(f"{problem}: --warn-error refuses to build on it")
@@ -162,18 +170,28 @@ def _holder(conn: psycopg.Connection) -> str:
 
 
 @contextmanager
-def exclusive(warehouse: Warehouse, command: str) -> Iterator[None]:
-    """Hold the database's ml-eval advisory lock for the block, or refuse with one line.
+def exclusive(warehouse: Warehouse, command: str, *, wait_seconds: int = 0) -> Iterator[None]:
+    """Hold the database's ml-eval advisory lock for the block, or refuse with one line
+    (after waiting up to `wait_seconds` for its holder to finish).
 
     A session-level lock on a connection of its own, so nothing dbt or MLflow commit or roll
     back releases it; it goes when the connection closes (also when the process dies)."""
     name = f"ml-eval {command} (pid {os.getpid()})"
     conn = warehouse.connect(autocommit=True, application_name=name)
     try:
-        if not conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        if wait_seconds > 0:
+            conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{int(wait_seconds)}s")))
+            try:
+                taken = conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,)).fetchone() is not None
+            except psycopg.errors.LockNotAvailable:
+                taken = False
+        else:
+            taken = conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+        if not taken:
+            waited = f" (waited {int(wait_seconds)} s)" if wait_seconds > 0 else ""
             raise UserError(
-                f"{_holder(conn)} is running on database {warehouse.database}: one build, demo or train"
-                " at a time per database; wait for it to finish, then run this again"
+                f"{_holder(conn)} is running on database {warehouse.database}{waited}: one build, demo, train,"
+                " load or sync at a time per database; wait for it to finish, then run this again"
             )
         yield
     finally:

@@ -305,6 +305,8 @@ def _dataset_grants(
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
     conn.execute(sql.SQL("create schema if not exists {}").format(_ident(seed_schema)))
     conn.execute(sql.SQL("grant usage on schema {} to {}").format(_ident(schema), transformer))
+    # grants add up: a database set up when the seeds lived in `dataset` gave CREATE there
+    conn.execute(sql.SQL("revoke create on schema {} from {}").format(_ident(schema), transformer))
     conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(_ident(schema), transformer))
     conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(_ident(seed_schema), transformer))
     if producer != names.transformer:

@@ -1,6 +1,8 @@
 -- Every prediction is of a sample of its run's dataset (run_datasets): a prediction written
 -- by any means with the sample_index of another dataset's sample would be scored against
 -- that dataset's targets. Counted per run, when the run is counted (int_run_predictions_counted).
+-- A run with no dataset declared is not evaluated (int_runs_classified: 'no dataset declared'),
+-- so its predictions are not foreign to anything.
 with
 
 counted as (
@@ -26,7 +28,7 @@ final as (
         on counted.run_uuid = runs.run_uuid
     left join datasets
         on runs.dataset_id = datasets.dataset_id
-    where counted.n_foreign_predictions > 0
+    where counted.n_foreign_predictions > 0 and runs.dataset_id is not null
 )
 
 select * from final

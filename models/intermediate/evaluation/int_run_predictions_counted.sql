@@ -1,8 +1,8 @@
--- How many predictions the producer holds for each run that has any (dim_runs.n_predictions).
--- Incremental by run: the producer writes a run's predictions once, in one transaction, so a
--- run once counted keeps its count, and a build counts only the runs it does not hold yet
--- (new runs, and runs still without predictions), each through the run_uuid index. Runs gone
--- from MLflow are deleted. `dbt run --full-refresh` counts every run again.
+-- How many predictions the producer holds for each run that has any (dim_runs.n_predictions),
+-- and how many of them are of a sample outside the run's declared dataset (a build test fails
+-- on those). Run-keyed incremental: a build counts the runs it does not hold yet and the runs
+-- whose input fingerprint changed (int_runs_classified), each through the run_uuid index, and
+-- deletes the runs gone from MLflow. `ml-eval build --full-refresh` counts every run again.
 {{ config(**run_keyed_incremental(runs_model='int_runs_classified')) }}
 
 with

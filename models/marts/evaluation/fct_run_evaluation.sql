@@ -237,13 +237,17 @@ metrics as (
             ), 0),
             0
         ) as mcc,
-        -- a true class without a stored probability scores 0, clipped to eps as scikit-learn
-        (
-            coalesce(score_summary.scored_log_loss_sum, 0)
-            + (class_summary.n_predictions - coalesce(score_summary.n_scored_truths, 0))
-            * -ln(cast(2.220446049250313e-16 as {{ dbt.type_float() }}))
-        )
-        / class_summary.n_predictions as log_loss,
+        -- null for a run that stored no probability; in a scored run, a true class outside the
+        -- run's scored classes scores 0, clipped to eps as scikit-learn
+        case
+            when score_summary.run_uuid is not null
+                then (
+                    coalesce(score_summary.scored_log_loss_sum, 0)
+                    + (class_summary.n_predictions - coalesce(score_summary.n_scored_truths, 0))
+                    * -ln(cast(2.220446049250313e-16 as {{ dbt.type_float() }}))
+                )
+                / class_summary.n_predictions
+        end as log_loss,
         case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
         score_summary.probabilities_sum_to_one,
         {%- for metric in compared_columns %}
