@@ -1,0 +1,263 @@
+-- One row per registered model and quality gate (var quality_gates): whether the gate passes
+-- now, with the value it measured, its threshold, its severity and a one-line message. The
+-- tests assert_quality_gates_pass_{warn,error} fail the build, by severity, on failing rows.
+{%- set gates = var('quality_gates') %}
+{%- set directions = var('metric_directions') %}
+{%- set rule_metric = var('promotion_rule')['metric'] %}
+{%- set configs = [] %}
+{%- set default = gates.get('default') or {} %}
+{%- do configs.append((none, default)) %}
+{%- for name, own in (gates.get('models') or {}).items() %}
+    {%- set merged = {} %}
+    {%- do merged.update(default) %}
+    {%- do merged.update(own or {}) %}
+    {%- do configs.append((name, merged)) %}
+{%- endfor %}
+{%- for name, config in configs %}
+    {%- if config.get('severity', 'warn') not in ('warn', 'error') %}
+        {{ exceptions.raise_compiler_error('var quality_gates: severity of ' ~ (name or 'default') ~ ' is ' ~ config.get('severity') ~ ': use warn or error') }}
+    {%- endif %}
+    {%- for metric in (config.get('metric_floors') or {}) if metric not in directions %}
+        {{ exceptions.raise_compiler_error('var quality_gates: metric floor ' ~ metric ~ ' of ' ~ (name or 'default') ~ ' is not one of var metric_directions') }}
+    {%- endfor %}
+{%- endfor %}
+
+with
+
+model_versions as (
+    select * from {{ ref('dim_model_versions') }}
+),
+
+evaluation as (
+    select * from {{ ref('fct_run_evaluation') }}
+),
+
+runs as (
+    select * from {{ ref('dim_runs') }}
+),
+
+alias_history as (
+    select * from {{ ref('fct_alias_history') }}
+),
+
+-- the gates as configured: a row per gate of `default` (registered_model_name null) and of
+-- each model named under `models` (its keys over the default's)
+configured as (
+    {%- for name, config in configs %}
+        {%- set model = sql_string(name) if name is not none else 'cast(null as varchar)' %}
+        {%- set severity = sql_string(config.get('severity', 'warn')) %}
+        {%- for metric, floor in (config.get('metric_floors') or {}).items() %}
+            select
+                {{ model }} as registered_model_name, 'metric_floor' as gate,
+                {{ sql_string(metric) }} as measure, cast({{ floor }} as double precision) as threshold,
+                {{ severity }} as severity
+            union all
+        {%- endfor %}
+        {%- if config.get('max_champion_regression') is not none %}
+            select
+                {{ model }}, 'champion_regression', {{ sql_string(rule_metric) }},
+                cast({{ config['max_champion_regression'] }} as double precision), {{ severity }}
+            union all
+        {%- endif %}
+        {%- if config.get('max_run_age_hours') is not none %}
+            select
+                {{ model }}, 'run_freshness', 'run_age_hours',
+                cast({{ config['max_run_age_hours'] }} as double precision), {{ severity }}
+            union all
+        {%- endif %}
+    {%- endfor %}
+    select
+        cast(null as varchar), cast(null as varchar), cast(null as varchar),
+        cast(null as double precision), cast(null as varchar)
+    where false
+),
+
+registered_models as (
+    select distinct
+        workspace,
+        registered_model_name
+    from model_versions
+),
+
+-- a model named under `models` takes its own gates, every other one the default's
+model_gates as (
+    select
+        registered_models.workspace,
+        registered_models.registered_model_name,
+        configured.gate,
+        configured.measure,
+        configured.threshold,
+        configured.severity,
+        case configured.measure
+            {%- for metric, direction in directions.items() %}
+                when {{ sql_string(metric) }} then {{ sql_string(direction) }}
+            {%- endfor %}
+        end as direction
+    from registered_models
+    inner join configured
+        on
+            registered_models.registered_model_name = configured.registered_model_name
+            or (
+                configured.registered_model_name is null
+                and registered_models.registered_model_name not in (
+                    select named.registered_model_name from configured as named
+                    where named.registered_model_name is not null
+                )
+            )
+),
+
+{%- set metric_value -%}
+    case {measure}
+        {%- for metric in directions %}
+            when {{ sql_string(metric) }} then {alias}.{{ metric }}
+        {%- endfor %}
+    end
+{%- endset %}
+
+-- each model's champion and its evaluation
+champions as (
+    select
+        model_versions.workspace,
+        model_versions.registered_model_name,
+        model_versions.model_version,
+        model_versions.run_uuid,
+        runs.dataset_id
+    from model_versions
+    left join runs
+        on model_versions.run_uuid = runs.run_uuid
+    where model_versions.is_champion
+),
+
+-- earlier holders of the champion alias (alias history), on the champion's dataset
+earlier_holders as (
+    select distinct
+        champions.workspace,
+        champions.registered_model_name,
+        alias_history.model_version,
+        alias_history.run_uuid
+    from champions
+    inner join alias_history
+        on
+            champions.workspace = alias_history.workspace
+            and champions.registered_model_name = alias_history.registered_model_name
+            and alias_history.alias = {{ sql_string(var('champion_alias')) }}
+            and alias_history.model_version <> champions.model_version
+    inner join runs
+        on
+            alias_history.run_uuid = runs.run_uuid
+            and champions.dataset_id = runs.dataset_id
+),
+
+newest_runs as (
+    select
+        model_versions.workspace,
+        model_versions.registered_model_name,
+        max(evaluation.started_at) as newest_evaluated_run_at
+    from model_versions
+    inner join evaluation
+        on model_versions.run_uuid = evaluation.run_uuid
+    group by model_versions.workspace, model_versions.registered_model_name
+),
+
+measured as (
+    select
+        model_gates.*,
+        champions.model_version as champion_model_version,
+        champions.run_uuid as champion_run_uuid,
+        {{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'champion_evaluation') }}
+            as champion_value,
+        (
+            select
+                case
+                    when model_gates.direction = 'lower'
+                        then min({{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'holder_evaluation') }})
+                    else max({{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'holder_evaluation') }})
+                end
+            from earlier_holders
+            inner join evaluation as holder_evaluation
+                on earlier_holders.run_uuid = holder_evaluation.run_uuid
+            where
+                earlier_holders.workspace = model_gates.workspace
+                and earlier_holders.registered_model_name = model_gates.registered_model_name
+        ) as best_earlier_value,
+        newest_runs.newest_evaluated_run_at
+    from model_gates
+    left join champions
+        on
+            model_gates.workspace = champions.workspace
+            and model_gates.registered_model_name = champions.registered_model_name
+    left join evaluation as champion_evaluation
+        on champions.run_uuid = champion_evaluation.run_uuid
+    left join newest_runs
+        on
+            model_gates.workspace = newest_runs.workspace
+            and model_gates.registered_model_name = newest_runs.registered_model_name
+),
+
+observed as (
+    select
+        *,
+        case gate
+            when 'metric_floor' then champion_value
+            when 'champion_regression' then
+                case
+                    when direction = 'lower' then champion_value - best_earlier_value
+                    else best_earlier_value - champion_value
+                end
+            when 'run_freshness' then
+                {{ dbt.datediff('newest_evaluated_run_at', 'current_timestamp', 'second') }} / 3600.0
+        end as observed_value
+    from measured
+),
+
+-- a gate with nothing to measure (no champion, no earlier holder, no evaluated run) passes
+judged as (
+    select
+        *,
+        coalesce(
+            case gate
+                when 'metric_floor' then
+                    case when direction = 'lower' then observed_value <= threshold else observed_value >= threshold end
+                else observed_value <= threshold
+            end,
+            true
+        ) as is_passing
+    from observed
+),
+
+final as (
+    select
+        workspace,
+        registered_model_name,
+        gate,
+        measure,
+        severity,
+        threshold,
+        observed_value,
+        is_passing,
+        champion_model_version,
+        champion_run_uuid,
+        champion_value,
+        best_earlier_value,
+        newest_evaluated_run_at,
+        'quality gate ' || gate || ' (' || severity || ') for ' || registered_model_name || ': '
+        || case gate
+            when 'metric_floor' then
+                'champion v' || coalesce(cast(champion_model_version as varchar), '?') || ' ' || measure || ' '
+                || coalesce(to_char(observed_value, 'FM0.000000'), 'none')
+                || case when direction = 'lower' then ', ceiling ' else ', floor ' end
+                || to_char(threshold, 'FM0.000000')
+            when 'champion_regression' then
+                'champion v' || coalesce(cast(champion_model_version as varchar), '?') || ' ' || measure || ' '
+                || coalesce(to_char(champion_value, 'FM0.000000'), 'none')
+                || ', best earlier holder ' || coalesce(to_char(best_earlier_value, 'FM0.000000'), 'none')
+                || ', tolerance ' || to_char(threshold, 'FM0.000000')
+            else
+                'newest evaluated run ' || coalesce(to_char(observed_value, 'FM999999990.0'), 'none')
+                || ' hours old, limit ' || to_char(threshold, 'FM999999990.0')
+        end
+        || case when is_passing then ': passes' else ': FAILS' end as message
+    from judged
+)
+
+select * from final
