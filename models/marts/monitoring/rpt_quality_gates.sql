@@ -22,6 +22,19 @@
     {%- endfor %}
 {%- endfor %}
 
+{%- set metric_value -%}
+    case {measure}
+        {%- for metric in directions %}
+            when {{ sql_string(metric) }} then {alias}.{{ metric }}
+        {%- endfor %}
+    end
+{%- endset %}
+{%- set run_age_seconds = dbt.datediff('newest_evaluated_run_at', 'current_timestamp', 'second') %}
+{%- set champion_value = metric_value | replace('{measure}', 'model_gates.measure')
+    | replace('{alias}', 'champion_evaluation') %}
+{%- set holder_value = metric_value | replace('{measure}', 'model_gates.measure')
+    | replace('{alias}', 'holder_evaluation') %}
+
 with
 
 model_versions as (
@@ -43,33 +56,40 @@ alias_history as (
 -- the gates as configured: a row per gate of `default` (registered_model_name null) and of
 -- each model named under `models` (its keys over the default's)
 configured as (
+    {%- set settings = [] %}
     {%- for name, config in configs %}
-        {%- set model = sql_string(name) if name is not none else 'cast(null as varchar)' %}
+        {%- set model = sql_string(name) if name is not none else 'null' %}
         {%- set severity = sql_string(config.get('severity', 'warn')) %}
         {%- for metric, floor in (config.get('metric_floors') or {}).items() %}
-            select
-                {{ model }} as registered_model_name, 'metric_floor' as gate,
-                {{ sql_string(metric) }} as measure, cast({{ floor }} as double precision) as threshold,
-                {{ severity }} as severity
-            union all
+            {%- do settings.append([model, "'metric_floor'", sql_string(metric), floor, severity]) %}
         {%- endfor %}
         {%- if config.get('max_champion_regression') is not none %}
-            select
-                {{ model }}, 'champion_regression', {{ sql_string(rule_metric) }},
-                cast({{ config['max_champion_regression'] }} as double precision), {{ severity }}
-            union all
+            {%- do settings.append([model, "'champion_regression'", sql_string(rule_metric),
+                config['max_champion_regression'], severity]) %}
         {%- endif %}
         {%- if config.get('max_run_age_hours') is not none %}
-            select
-                {{ model }}, 'run_freshness', 'run_age_hours',
-                cast({{ config['max_run_age_hours'] }} as double precision), {{ severity }}
-            union all
+            {%- do settings.append([model, "'run_freshness'", "'run_age_hours'",
+                config['max_run_age_hours'], severity]) %}
         {%- endif %}
     {%- endfor %}
     select
-        cast(null as varchar), cast(null as varchar), cast(null as varchar),
-        cast(null as double precision), cast(null as varchar)
-    where false
+        registered_model_name,
+        gate,
+        measure,
+        threshold,
+        severity
+    from (
+        values
+        -- the first row gives the types; it is no gate
+        (
+            cast(null as varchar), cast(null as varchar), cast(null as varchar),
+            cast(null as double precision), cast(null as varchar)
+        )
+        {%- for row in settings %}
+            , ({{ row | join(', ') }})
+        {%- endfor %}
+    ) as gate_settings (registered_model_name, gate, measure, threshold, severity)
+    where gate is not null
 ),
 
 registered_models as (
@@ -100,19 +120,12 @@ model_gates as (
             or (
                 configured.registered_model_name is null
                 and registered_models.registered_model_name not in (
-                    select named.registered_model_name from configured as named
+                    select named.registered_model_name
+                    from configured as named
                     where named.registered_model_name is not null
                 )
             )
 ),
-
-{%- set metric_value -%}
-    case {measure}
-        {%- for metric in directions %}
-            when {{ sql_string(metric) }} then {alias}.{{ metric }}
-        {%- endfor %}
-    end
-{%- endset %}
 
 -- each model's champion and its evaluation
 champions as (
@@ -141,7 +154,7 @@ earlier_holders as (
             champions.workspace = alias_history.workspace
             and champions.registered_model_name = alias_history.registered_model_name
             and alias_history.alias = {{ sql_string(var('champion_alias')) }}
-            and alias_history.model_version <> champions.model_version
+            and champions.model_version <> alias_history.model_version
     inner join runs
         on
             alias_history.run_uuid = runs.run_uuid
@@ -164,14 +177,12 @@ measured as (
         model_gates.*,
         champions.model_version as champion_model_version,
         champions.run_uuid as champion_run_uuid,
-        {{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'champion_evaluation') }}
-            as champion_value,
+        {{ champion_value }} as champion_value,
         (
             select
                 case
-                    when model_gates.direction = 'lower'
-                        then min({{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'holder_evaluation') }})
-                    else max({{ metric_value | replace('{measure}', 'model_gates.measure') | replace('{alias}', 'holder_evaluation') }})
+                    when model_gates.direction = 'lower' then min({{ holder_value }})
+                    else max({{ holder_value }})
                 end
             from earlier_holders
             inner join evaluation as holder_evaluation
@@ -197,15 +208,11 @@ measured as (
 observed as (
     select
         *,
-        case gate
-            when 'metric_floor' then champion_value
-            when 'champion_regression' then
-                case
-                    when direction = 'lower' then champion_value - best_earlier_value
-                    else best_earlier_value - champion_value
-                end
-            when 'run_freshness' then
-                {{ dbt.datediff('newest_evaluated_run_at', 'current_timestamp', 'second') }} / 3600.0
+        case
+            when gate = 'metric_floor' then champion_value
+            when gate = 'champion_regression' and direction = 'lower' then champion_value - best_earlier_value
+            when gate = 'champion_regression' then best_earlier_value - champion_value
+            when gate = 'run_freshness' then {{ run_age_seconds }} / 3600.0
         end as observed_value
     from measured
 ),
@@ -215,14 +222,32 @@ judged as (
     select
         *,
         coalesce(
-            case gate
-                when 'metric_floor' then
-                    case when direction = 'lower' then observed_value <= threshold else observed_value >= threshold end
+            case
+                when gate = 'metric_floor' and direction = 'lower' then observed_value <= threshold
+                when gate = 'metric_floor' then observed_value >= threshold
                 else observed_value <= threshold
             end,
             true
         ) as is_passing
     from observed
+),
+
+described as (
+    select
+        *,
+        'champion v' || coalesce(cast(champion_model_version as varchar), '?') || ' ' || measure || ' '
+        || coalesce(to_char(champion_value, 'FM0.000000'), 'none') as champion_text,
+        case
+            when gate = 'metric_floor' and direction = 'lower'
+                then ', ceiling ' || to_char(threshold, 'FM0.000000')
+            when gate = 'metric_floor'
+                then ', floor ' || to_char(threshold, 'FM0.000000')
+            when gate = 'champion_regression'
+                then
+                    ', best earlier holder ' || coalesce(to_char(best_earlier_value, 'FM0.000000'), 'none')
+                    || ', tolerance ' || to_char(threshold, 'FM0.000000')
+        end as threshold_text
+    from judged
 ),
 
 final as (
@@ -241,23 +266,15 @@ final as (
         best_earlier_value,
         newest_evaluated_run_at,
         'quality gate ' || gate || ' (' || severity || ') for ' || registered_model_name || ': '
-        || case gate
-            when 'metric_floor' then
-                'champion v' || coalesce(cast(champion_model_version as varchar), '?') || ' ' || measure || ' '
-                || coalesce(to_char(observed_value, 'FM0.000000'), 'none')
-                || case when direction = 'lower' then ', ceiling ' else ', floor ' end
-                || to_char(threshold, 'FM0.000000')
-            when 'champion_regression' then
-                'champion v' || coalesce(cast(champion_model_version as varchar), '?') || ' ' || measure || ' '
-                || coalesce(to_char(champion_value, 'FM0.000000'), 'none')
-                || ', best earlier holder ' || coalesce(to_char(best_earlier_value, 'FM0.000000'), 'none')
-                || ', tolerance ' || to_char(threshold, 'FM0.000000')
-            else
-                'newest evaluated run ' || coalesce(to_char(observed_value, 'FM999999990.0'), 'none')
-                || ' hours old, limit ' || to_char(threshold, 'FM999999990.0')
+        || case
+            when gate = 'run_freshness'
+                then
+                    'newest evaluated run ' || coalesce(to_char(observed_value, 'FM999999990.0'), 'none')
+                    || ' hours old, limit ' || to_char(threshold, 'FM999999990.0')
+            else champion_text || threshold_text
         end
         || case when is_passing then ': passes' else ': FAILS' end as message
-    from judged
+    from described
 )
 
 select * from final

@@ -26,10 +26,9 @@ recorded as (
         registered_model_name,
         model_version,
         {%- for field in fields %}
-            max(tag_value) filter (
-                where tag_key = {{ sql_string(prefix ~ field) }}
-            ) as recorded_{{ field }}{{ ',' if not loop.last }}
+            max(tag_value) filter (where tag_key = {{ sql_string(prefix ~ field) }}) as recorded_{{ field }},
         {%- endfor %}
+        count(*) as n_tags
     from version_tags
     group by workspace, registered_model_name, model_version
 ),

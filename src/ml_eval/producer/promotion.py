@@ -135,7 +135,7 @@ def _evaluation_samples(conn: psycopg.Connection, dataset_schema: str, run_id: s
     row = conn.execute(
         sql.SQL(
             "select (select dataset_id from {run_datasets} where run_uuid = %(run)s),"
-            " coalesce((select array_agg(sample_index order by sample_index) from {predictions}"
+            " coalesce((select pg_catalog.array_agg(sample_index order by sample_index) from {predictions}"
             " where run_uuid = %(run)s), '{{}}')"
         ).format(
             run_datasets=sql.Identifier(dataset_schema, "run_datasets"),
