@@ -22,13 +22,12 @@
     {%- endfor %}
 {%- endfor %}
 
-{%- set metric_value -%}
-    case {measure}
-        {%- for metric in directions %}
-            when {{ sql_string(metric) }} then {alias}.{{ metric }}
-        {%- endfor %}
-    end
-{%- endset %}
+{#- a metric's column chosen by name: `{measure}` and `{alias}` are filled in below -#}
+{%- set whens = [] %}
+{%- for metric in directions %}
+    {%- do whens.append('when ' ~ sql_string(metric) ~ ' then {alias}.' ~ metric) %}
+{%- endfor %}
+{%- set metric_value = 'case {measure} ' ~ (whens | join(' ')) ~ ' end' %}
 {%- set run_age_seconds = dbt.datediff('newest_evaluated_run_at', 'current_timestamp', 'second') %}
 {%- set champion_value = metric_value | replace('{measure}', 'model_gates.measure')
     | replace('{alias}', 'champion_evaluation') %}
@@ -80,14 +79,14 @@ configured as (
         severity
     from (
         values
-        -- the first row gives the types; it is no gate
+        {%- for row in settings %}
+            ({{ row | join(', ') }}),
+        {%- endfor %}
+        -- the last row gives the types; it is no gate
         (
             cast(null as varchar), cast(null as varchar), cast(null as varchar),
             cast(null as double precision), cast(null as varchar)
         )
-        {%- for row in settings %}
-            , ({{ row | join(', ') }})
-        {%- endfor %}
     ) as gate_settings (registered_model_name, gate, measure, threshold, severity)
     where gate is not null
 ),
