@@ -13,8 +13,10 @@ LOCK_FLAGS := --no-config --index-url $(PYPI_INDEX) --emit-index-url --python-ve
 	--generate-hashes --annotation-style line --custom-compile-command "make lock" --quiet
 # The browser the page-rendering tests start: $ML_EVAL_CHROMIUM if set, else `chromium` on PATH.
 CHROMIUM ?= $(or $(ML_EVAL_CHROMIUM),chromium)
+# The Prometheus server the alerting test starts: $ML_EVAL_PROMETHEUS if set, else Debian's.
+PROMETHEUS ?= $(or $(ML_EVAL_PROMETHEUS),/usr/bin/prometheus)
 
-.PHONY: help install lock setup-browser demo test lint build train report graph roles bench docs-serve clean
+.PHONY: help install lock setup-browser setup-prometheus demo test lint build train report graph roles bench docs-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,10 +64,21 @@ setup-browser:  ## Chromium for the tests that render pages: Debian's package vi
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && \
 	command -v chromium >/dev/null
 
+setup-prometheus:  ## Prometheus for the alerting test: Debian's package via apt-get (as root) when missing
+	@test -x $(PROMETHEUS) && exit 0; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "prometheus is missing: as root, run apt-get update && apt-get install -y --no-install-recommends prometheus (or make setup-prometheus)" >&2; \
+		exit 1; \
+	fi; \
+	set -x; \
+	DEBIAN_FRONTEND=noninteractive apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus && \
+	test -x $(PROMETHEUS)
+
 demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
 	$(ML_EVAL) demo
 
-test: setup-browser lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
+test: setup-browser setup-prometheus lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
 	$(ML_EVAL) demo --database ml_eval_ci --fresh --warn-error --no-docs
 	$(ML_EVAL) rules --database ml_eval_ci
 	ML_EVAL_TEST_BUILT_FROM=ml_eval_ci $(BIN)/python -m pytest

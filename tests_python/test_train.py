@@ -194,14 +194,17 @@ def _versions(database: wh.Warehouse) -> list[tuple[int, str]]:
 
 
 def test_champion_alias_points_at_the_best_macro_f1_version(built):
-    assert_champion_is_best_of_latest_batch(built)
+    assert_alias_is_best_of_batch(built, "champion")
 
 
-def assert_champion_is_best_of_latest_batch(built: wh.Warehouse) -> None:
-    """Macro F1 recomputed from the stored rows; ties to lower log_loss, then lower version."""
+def assert_alias_is_best_of_batch(built: wh.Warehouse, alias: str, batch: int = -1) -> None:
+    """The alias is on the best version of a `train` invocation (default: the latest): macro F1
+    recomputed from the stored rows; ties to lower log_loss, then lower version."""
     versions = _versions(built)
     assert {run for _, run in versions} >= {run for run, _, _ in finished_runs(built)}  # one version per run
-    latest_batch = sorted(versions)[-N_CANDIDATES:]  # the last `train` invocation's versions
+    ordered = sorted(versions)
+    start = len(ordered) + batch * N_CANDIDATES
+    latest_batch = ordered[start : start + N_CANDIDATES]  # that `train` invocation's versions
     scored = []
     for version, run_uuid in latest_batch:
         y_true, y_pred, proba = stored_run(built, run_uuid)
@@ -211,10 +214,10 @@ def assert_champion_is_best_of_latest_batch(built: wh.Warehouse) -> None:
         )
     (_, _, best_version), best_f1 = min(scored)
     assert best_f1 == max(f1 for _, f1 in scored)
-    alias = rows(
-        built, "select version from mlflow.registered_model_aliases where name = %s and alias = 'champion'", (MODEL,)
+    held = rows(
+        built, "select version from mlflow.registered_model_aliases where name = %s and alias = %s", (MODEL, alias)
     )
-    assert alias == [(best_version,)]
+    assert held == [(best_version,)]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy's, about MLflow's mappers
@@ -275,7 +278,9 @@ def test_rerun_appends_runs_and_leaves_earlier_rows_identical(built):
     done = run_ml_eval("train", env=built.env())
     lines = done.stdout.strip().splitlines()
     assert sum(line.startswith("run ") for line in lines) == N_CANDIDATES
-    assert lines[-1].startswith(f"champion: {MODEL} v")
+    # the same candidates on the same split score the same: a tie never takes the alias
+    assert lines[-1].startswith(f"challenger: {MODEL} v")
+    assert lines[-1].endswith("not better by more than 0")
 
     after = {name: [r[0] for r in rows(built, query)] for name, query in snapshot_queries.items()}
     for name in snapshot_queries:
@@ -286,10 +291,11 @@ def test_rerun_appends_runs_and_leaves_earlier_rows_identical(built):
     new_runs = runs_after[len(runs_before) :]
     assert len(new_runs) == N_CANDIDATES
     assert len(after["predictions"]) == len(before["predictions"]) + N_CANDIDATES * N_TEST
-    assert_champion_is_best_of_latest_batch(built)
-    (champion,) = rows(built, "select version from mlflow.registered_model_aliases where alias = 'champion'")[0]
-    assert dict(_versions(built))[champion] in {run for run, _, _ in new_runs}
-    assert lines[-1].startswith(f"champion: {MODEL} v{champion} = run ")
+    assert_alias_is_best_of_batch(built, "challenger")
+    assert_alias_is_best_of_batch(built, "champion", batch=-2)  # the first batch's best keeps it
+    (challenger,) = rows(built, "select version from mlflow.registered_model_aliases where alias = 'challenger'")[0]
+    assert dict(_versions(built))[challenger] in {run for run, _, _ in new_runs}
+    assert lines[-1].startswith(f"challenger: {MODEL} v{challenger} = run ")
 
 
 # --- failures and bad input (databases of their own) ------------------------------------

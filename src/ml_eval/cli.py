@@ -223,6 +223,10 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
         _refresh_wine(warehouse, config)
         flags = [*(["--warn-error"] if args.warn_error else []), *(["--full-refresh"] if args.full_refresh else [])]
         run_dbt(["build", *flags], warehouse, config)
+        # the runs' freshness (vars run_freshness_*_after_hours): a warning, or an error
+        run_dbt(
+            ["source", "freshness", "--select", "source:mlflow.runs", *flags[: int(args.warn_error)]], warehouse, config
+        )
         if args.docs:
             _docs(warehouse, config)
 
@@ -412,6 +416,27 @@ def cmd_export_graph(args: argparse.Namespace, config: Config) -> None:
     out = args.out or config.target_dir / graph.OUT_DIR
     for path in graph.export_graph(wh.resolve(config), config.published_schema, out):
         print(path)
+
+
+@command(
+    "metrics",
+    "serve the published marts' gauges to Prometheus (/metrics), read at every scrape",
+    arg("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"),
+    arg("--port", type=int, default=9464, help="port to listen on, 0 for any free one (default: 9464)"),
+    arg("--once", action="store_true", help="print the metrics page once and exit"),
+)
+def cmd_metrics(args: argparse.Namespace, config: Config) -> None:
+    from ml_eval.consumers import metrics
+
+    warehouse = wh.resolve(config)
+    preflight.require_database(warehouse)
+    if args.once:
+        print(metrics.exposition(warehouse, config.published_schema), end="")
+        return
+    try:
+        metrics.serve(warehouse, config.published_schema, args.host, args.port, lambda line: print(line, flush=True))
+    except OSError as exc:
+        raise UserError(f"cannot serve metrics on {args.host}:{args.port}: {exc.strerror or exc}") from None
 
 
 @command(

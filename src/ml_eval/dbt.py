@@ -61,6 +61,20 @@ def _describe(result) -> str:
     return f"{node.resource_type} {node.name}: {detail}"
 
 
+def _gate_lines(result, warehouse: Warehouse) -> list[str]:
+    """A failing quality gate's own lines (rpt_quality_gates.message of its failing rows, which
+    store_failures kept), each naming the gate and the model; [] for any other result."""
+    node = getattr(result, "node", None)
+    relation = getattr(node, "relation_name", None)
+    if node is None or "quality_gate" not in (getattr(node, "tags", None) or []) or not relation:
+        return []
+    try:
+        with warehouse.connect() as conn:
+            return [row[0] for row in conn.execute(f"select message from {relation} order by message")]
+    except Exception:  # the stored rows are a courtesy: the test's own line still says what failed
+        return []
+
+
 def _given_vars(args: list[str]) -> tuple[list[str], dict]:
     """`args` without their `--vars`, and the vars it gave (YAML, as dbt reads it)."""
     rest, given = [], {}
@@ -122,6 +136,11 @@ def run_dbt(
         raise UserError(f"dbt {args[0]} failed: {_first_line(caught[0])}")
     if outcome.exception is not None:
         raise UserError(f"dbt {args[0]} failed: {_first_line(str(outcome.exception)) or repr(outcome.exception)}")
-    failures = [_describe(r) for r in getattr(outcome.result, "results", []) or [] if str(r.status) in FAILED]
+    failures = [
+        line
+        for r in getattr(outcome.result, "results", []) or []
+        if str(r.status) in FAILED
+        for line in (_gate_lines(r, warehouse) or [_describe(r)])
+    ]
     shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
     raise UserError(f"dbt {args[0]} failed: {shown or 'see the log above'}")

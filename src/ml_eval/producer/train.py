@@ -13,10 +13,14 @@
    history, register the model as a version of `Config.registered_model` -> commit the predictions -> the run ends
    FINISHED. Any exception on the way rolls the predictions back and MLflow's `start_run`
    context marks the run FAILED; the command stops there (exit 2, no champion change).
-4. The alias (var `champion_alias`) goes to the version, among this invocation's runs, with the best
-   macro F1 on the test split; ties go to the lower log_loss, then to the lower version
-   number (the earlier candidate). Scores are compared rounded to 12 decimals, so runs
-   whose F1 differ only by floating-point noise count as tied.
+4. This invocation's best run is the one with the best value of the promotion metric (var
+   `promotion_rule`, default macro F1) on the test split; ties go to the lower log_loss, then to
+   the lower version number (the earlier candidate). Scores are compared rounded to 12
+   decimals, so runs whose scores differ only by floating-point noise count as tied.
+5. That run is judged against the version holding the champion alias now
+   (`ml_eval.producer.promotion`): it takes the alias (var `champion_alias`) only if it beats
+   the holder on the same dataset and evaluation samples by the rule's margin, else it gets
+   var `challenger_alias`. The decision and its reason are tags of its model version.
 
 Re-running appends new runs, versions and predictions; earlier ones are never touched.
 How models are saved (skops and its trusted types) is explained in `ml_eval.producer.tracking`.
@@ -39,7 +43,7 @@ from ml_eval import datasets as datasets_db
 from ml_eval.config import Config
 from ml_eval.errors import UserError
 from ml_eval.mlflow_names import logged_metric_keys, preferred_tag
-from ml_eval.producer import predictions
+from ml_eval.producer import predictions, promotion
 from ml_eval.producer.candidates import Candidate, default_candidates, hyperparameters
 from ml_eval.warehouse import Warehouse
 
@@ -69,6 +73,8 @@ class Settings:
     git_commit_tag: str
     artifacts_dir: Path
     project_dir: Path
+    rule: promotion.Rule
+    metric_names: dict[str, object]  # var mlflow_metric_names: how a holder's logged value is read
     seed_schema: str = "wine"
     test_size: float = TEST_SIZE
     random_state: int = RANDOM_STATE
@@ -87,6 +93,8 @@ class Settings:
             "git_commit_tag": preferred_tag(config, "git_commit_tags"),
             "artifacts_dir": config.artifacts_dir,
             "project_dir": config.project_dir,
+            "rule": promotion.Rule.from_config(config),
+            "metric_names": dict(config.var("mlflow_metric_names")),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -132,7 +140,8 @@ class RunResult:
 @dataclass(frozen=True)
 class TrainResult:
     runs: list[RunResult]
-    champion: RunResult
+    champion: RunResult  # this invocation's best run, the one judged against the holder
+    decision: promotion.Decision | None = None
 
 
 # --- 1. read and validate ---------------------------------------------------------------
@@ -309,12 +318,13 @@ def evaluate(model, split: Split, labels: Sequence[int]) -> Evaluation:
     return Evaluation(predicted, probabilities, {k: float(v) for k, v in scores.items()}, history)
 
 
-def choose_champion(runs: Sequence[RunResult]) -> RunResult:
-    """Best macro F1; ties to the lower log_loss, then the lower version number."""
+def choose_champion(runs: Sequence[RunResult], metric: str = "f1_macro") -> RunResult:
+    """Best `metric` (macro F1 by default); ties to the lower log_loss, then the lower version number."""
+    sign = 1 if metric in promotion.LOWER_IS_BETTER else -1
     return min(
         runs,
         key=lambda run: (
-            -round(run.metrics["f1_macro"], 12),
+            sign * round(run.metrics.get(metric, -sign * float("inf")), 12),
             round(run.metrics["log_loss"], 12),
             int(run.version),
         ),
@@ -563,12 +573,26 @@ def train(
                 f"  macro F1 {result.metrics['f1_macro']:.4f}"
                 f"  ({settings.registered_model} v{result.version}, run {result.run_id})"
             )
-        champion = choose_champion(results)
+        best = choose_champion(results, settings.rule.metric)
+        rule = settings.rule
+        value = best.metrics.get(rule.metric, float("nan"))
         with tracking.mlflow_quietly():
-            client.set_registered_model_alias(settings.registered_model, settings.champion_alias, champion.version)
+            holder = promotion.current_holder(
+                client,
+                conn,
+                rule,
+                registered_model=settings.registered_model,
+                dataset_schema=settings.dataset_schema,
+                dataset_id=session.dataset_id,
+                sample_indexes=session.sample_indexes,
+                metric_names=settings.metric_names,
+            )
+            decision = promotion.decide(rule, value, holder)
+            promotion.apply(client, rule, settings.registered_model, best.version, decision, value)
+        alias = rule.champion_alias if decision.promoted else rule.challenger_alias
         report(
-            f"champion: {settings.registered_model} v{champion.version} = run {champion.name}"
-            f" ({champion.family}), macro F1 {champion.metrics['f1_macro']:.4f},"
-            f" log_loss {champion.metrics['log_loss']:.4f}"
+            f"{alias}: {settings.registered_model} v{best.version} = run {best.name}"
+            f" ({best.family}), macro F1 {best.metrics['f1_macro']:.4f},"
+            f" log_loss {best.metrics['log_loss']:.4f}: {decision.reason}"
         )
-    return TrainResult(results, champion)
+    return TrainResult(results, best, decision)

@@ -1,0 +1,12 @@
+-- The quality gates of severity warn that fail now (rpt_quality_gates): one row each, whose
+-- message names the gate and the model (the build prints it: macros/quality_gates/).
+select
+    workspace,
+    registered_model_name,
+    gate,
+    measure,
+    observed_value,
+    threshold,
+    message
+from {{ ref('rpt_quality_gates') }}
+where severity = 'warn' and not is_passing
