@@ -26,14 +26,19 @@ def log_predictions(
     `sample_keys` are the dataset's own keys (as loaded by `ml-eval load-dataset`), `predicted`
     the predicted labels; `probabilities`, if given, one row per prediction and one column per
     label, in the order of `labels` (pass the model's `classes_`), or of the dataset's classes.
-    The warehouse is the one `ml-eval` uses (the PG* variables, ML_EVAL_* settings). Raises
+    The warehouse is the one `ml-eval` uses (the PG* variables, ML_EVAL_* settings); with
+    ML_EVAL_MLFLOW_URI set (MLflow elsewhere), a run not in the warehouse's copy yet is synced
+    first (`ml-eval sync-mlflow`). Raises
     `ml_eval.errors.UserError` naming the first bad row; then nothing is written."""
-    from ml_eval import loader
+    from ml_eval import loader, preflight
     from ml_eval import warehouse as wh
     from ml_eval.config import Config
 
     config = Config.resolve()
     warehouse = wh.resolve(config)
+    if config.mlflow_uri:  # MLflow elsewhere: the run comes into the warehouse's copy first
+        with preflight.exclusive(warehouse, "log_predictions"):
+            loader.sync_for_run(warehouse, config, str(run_id))
     with warehouse.connect() as conn:
         loaded = loader.load_predictions(
             conn,

@@ -124,11 +124,41 @@ def _report(warehouse: wh.Warehouse, config: Config, out_path: Path | None = Non
     return build_report(warehouse, schema=config.published_schema, out_path=out)
 
 
-def _train(warehouse: wh.Warehouse, config: Config) -> None:
-    preflight.refuse_untested_revision(warehouse, config)
+def _mlflow_target(warehouse: wh.Warehouse, config: Config, command: str) -> str | None:
+    """Where `command` has MLflow write its runs: None for the warehouse's MLflow schema (refused
+    when that schema is sync-mlflow's copy, or of an untested revision), else the tracking URI
+    of the store ML_EVAL_MLFLOW_URI names (refused when the warehouse's schema holds MLflow's
+    own store, which the sync after training could not replace)."""
+    from ml_eval import mlflow_sync
+
+    if not config.mlflow_uri:
+        mlflow_sync.refuse_writes_to_copy(warehouse, config.mlflow_schema, command)
+        preflight.refuse_untested_revision(warehouse, config)
+        return None
+    source = mlflow_sync.source_from_config(config, must_exist=False)
+    if mlflow_sync.holds_own_store(warehouse, config.mlflow_schema):
+        raise UserError(
+            f"ML_EVAL_MLFLOW_URI is {source.display}, but schema {config.mlflow_schema} of database"
+            f" {warehouse.database} holds an MLflow store MLflow writes itself, which sync-mlflow does not"
+            " overwrite: unset ML_EVAL_MLFLOW_URI, or use another database or schema (ML_EVAL_MLFLOW_SCHEMA)"
+        )
+    return mlflow_sync.tracking_uri(source)
+
+
+def _train(warehouse: wh.Warehouse, config: Config, command: str = "`ml-eval train`") -> None:
+    uri = _mlflow_target(warehouse, config, command)
     from ml_eval.producer.train import Settings, train  # imports scikit-learn and MLflow: only when training
 
-    train(warehouse, Settings.from_config(config), report=lambda line: print(line, flush=True))
+    train(warehouse, Settings.from_config(config, mlflow_uri=uri), report=lambda line: print(line, flush=True))
+    if uri is not None:  # the marts read the warehouse's copy: bring the new runs into it
+        _sync_configured(warehouse, config)
+
+
+def _sync_configured(warehouse: wh.Warehouse, config: Config) -> None:
+    """Sync ML_EVAL_MLFLOW_URI's store into the warehouse's copy (the caller holds the lock)."""
+    from ml_eval import mlflow_sync
+
+    mlflow_sync.sync_configured(config, warehouse, report=lambda line: print(line, flush=True))
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -142,9 +172,15 @@ def cmd_env(args: argparse.Namespace, config: Config) -> None:
     """For `eval "$(ml-eval env)"`: then dbt, MLflow (MLFLOW_TRACKING_URI) and a training script's
     `ml_eval.log_predictions` all reach the same warehouse and project."""
     warehouse = _warehouse(args, config)
+    if config.mlflow_uri:  # MLflow's own store (its password, if any, is not printed: MLflow needs it in the URI)
+        from ml_eval import mlflow_sync
+
+        tracking = mlflow_sync.source_from_config(config, must_exist=False).identity
+    else:
+        tracking = warehouse.sqlalchemy_url(config.mlflow_schema)
     values = {
         **warehouse.env(),
-        "MLFLOW_TRACKING_URI": warehouse.sqlalchemy_url(config.mlflow_schema),
+        "MLFLOW_TRACKING_URI": tracking,
         "ML_EVAL_PROJECT_DIR": str(config.project_dir),
     }
     for key, value in values.items():
@@ -208,6 +244,8 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
     `demo` do): a mistyped schema or database is refused, and nothing is created."""
     warehouse = _warehouse(args, config, create=False)
     with preflight.exclusive(warehouse, "build"):
+        if config.mlflow_uri:  # MLflow lives elsewhere: the marts are built on a fresh copy of it
+            _sync_configured(warehouse, config)
         preflight.require_sources(warehouse, config, warn_error=args.warn_error)
         _announce(warehouse, config)
         flags = [*(["--warn-error"] if args.warn_error else []), *(["--full-refresh"] if args.full_refresh else [])]
@@ -272,6 +310,8 @@ def cmd_load_predictions(args: argparse.Namespace, config: Config) -> None:
 
     keys, predicted, matrix, labels = loader.read_predictions_file(args.file)
     warehouse = _warehouse(args, config)
+    with preflight.exclusive(warehouse, "load-predictions"):
+        loader.sync_for_run(warehouse, config, args.run_id)
     with preflight.exclusive(warehouse, "load-predictions"), warehouse.connect() as conn:
         loaded = loader.load_predictions(
             conn,
@@ -344,13 +384,13 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> None:
     """
     warehouse = _warehouse(args, config)
     with preflight.exclusive(warehouse, "demo"):
-        preflight.refuse_untested_revision(warehouse, config)  # before the seeds: train would refuse
+        _mlflow_target(warehouse, config, "`ml-eval demo`")  # before the seeds: train would refuse
         _announce(warehouse, config)
         warn = ["--warn-error"] if args.warn_error else []
         run_dbt(
             ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse, config
         )
-        _train(warehouse, config)
+        _train(warehouse, config, "`ml-eval demo`")
         run_dbt(["build", *warn], warehouse, config)
         if args.docs:
             _docs(warehouse, config)
