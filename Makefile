@@ -14,7 +14,7 @@ LOCK_FLAGS := --no-config --index-url $(PYPI_INDEX) --emit-index-url --python-ve
 # The browser the page-rendering tests start: $ML_EVAL_CHROMIUM if set, else `chromium` on PATH.
 CHROMIUM ?= $(or $(ML_EVAL_CHROMIUM),chromium)
 
-.PHONY: help install lock setup-browser demo test lint build train report graph roles bench docs-serve clean
+.PHONY: help install lock setup-browser demo test lint build train report graph roles bench docs-serve mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ graph: install  ## export the ML lineage graph for Neo4j (CSV + Cypher)
 
 docs-serve: install  ## serve the lineage docs on http://127.0.0.1:8080
 	$(ML_EVAL) exec -- $(abspath $(BIN))/dbt docs serve --port 8080 --host 127.0.0.1
+
+mlflow-ui: install  ## MLflow's own UI over the warehouse's MLflow schema (its sync-mlflow copy), read-only, on http://127.0.0.1:5000
+	$(ML_EVAL) mlflow-ui --port $(or $(MLFLOW_UI_PORT),5000)
 
 clean:  ## remove the venv, dbt's target/ and the embedded database
 	-$(ML_EVAL) stop

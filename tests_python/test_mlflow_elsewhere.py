@@ -8,9 +8,9 @@ file, never into the warehouse:
   Iris, MLFLOW_TRACKING_URI=sqlite:///…) with ML_EVAL_MLFLOW_URI naming the same file, so its
   `log_predictions` syncs each run into the warehouse's copy first; then `ml-eval build`
   (which syncs first).
-- MariaDB: `ml-eval demo` with ML_EVAL_MLFLOW_URI=mysql+pymysql://… (item 5 of issue 16):
-  `ml-eval train` writes its runs to MariaDB and syncs them, the build reads the copy; then the
-  example script's Iris runs into the same MariaDB store and another build.
+- MariaDB: the example script's Iris runs into a MariaDB store the same way, then
+  `ml-eval demo` with ML_EVAL_MLFLOW_URI=mysql+pymysql://… (item 5 of issue 16): `ml-eval
+  train` writes its eight runs to MariaDB and syncs them, and the demo's build reads the copy.
 
 Every published metric of every run equals scikit-learn's on the same rows to 1e-9, and
 every `logged_*` value of `fct_run_evaluation` is the source store's own value, bit for bit
@@ -20,11 +20,17 @@ without ML_EVAL_MLFLOW_URI refuses to write into the synced copy.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,7 +141,7 @@ def _source_latest(connect: Callable[[], object]) -> dict[tuple[str, str], tuple
     conn = connect()
     try:
         cursor = conn.cursor()
-        cursor.execute("select run_uuid, key, value, is_nan from latest_metrics")
+        cursor.execute("select run_uuid, `key`, value, is_nan from latest_metrics")
         return {(run, key): (value, bool(is_nan)) for run, key, value, is_nan in cursor.fetchall()}
     finally:
         conn.close()
@@ -192,30 +198,85 @@ def test_runs_mlflow_writes_to_sqlite_are_evaluated_exactly(tmp_path: Path):
             # the script logs accuracy and f1_macro (scikit-learn's, computed in the script)
             assert _assert_logged_bit_for_bit(published[run_uuid], latest) == 2
             assert published[run_uuid]["mlflow_agreement"] == "agrees", published[run_uuid]
+        _assert_mlflow_ui_shows(database, published, env, tmp_path)
     finally:
         drop_database(database)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _assert_mlflow_ui_shows(database: wh.Warehouse, published: dict[str, dict], env: dict, work: Path) -> None:
+    """`ml-eval mlflow-ui` (make mlflow-ui): MLflow's own UI over the copy, in headless Chromium,
+    shows a run the marts hold; the UI's store is read-only, so a write through its API fails."""
+    from support import browser
+
+    run_uuid, row = sorted(published.items())[0]
+    with database.connect() as conn:
+        experiment_id = conn.execute(f'select experiment_id from "{SCHEMA}".runs where run_uuid = %s', (run_uuid,))
+        experiment_id = experiment_id.fetchone()[0]
+    port = _free_port()
+    log = (work / "mlflow_ui.log").open("w")
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "ml_eval", "mlflow-ui", "--port", str(port)],
+        cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600  # MLflow's server starts slowly on a loaded machine
+        while True:
+            assert ui.poll() is None, (work / "mlflow_ui.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=10) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (work / "mlflow_ui.log").read_text()[-3000:]
+            time.sleep(2)
+        with browser.open_page(1400, 900) as page:
+            page.goto(f"{base}/#/experiments/{experiment_id}/runs/{run_uuid}", timeout=300)
+            page.wait_for(
+                f"document.body && document.body.innerText.includes({json.dumps(run_uuid)})"
+                f" && document.body.innerText.includes({json.dumps(row['run_name'])})",
+                timeout=300,
+            )
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/experiments/create",
+            data=json.dumps({"name": "written-through-the-ui"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=120)
+        assert "read-only transaction" in refused.value.read().decode()
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait(timeout=30)
+        log.close()
+
+
 def test_demo_with_mlflow_on_mariadb(mariadb_store, tmp_path: Path):
-    """`ml-eval demo` with ML_EVAL_MLFLOW_URI on MariaDB: train writes there and syncs, the marts
-    come from the copy; then a training script's runs to the same store, and `build` syncs them."""
+    """A training script's runs to MariaDB (its log_predictions syncs them), then `ml-eval demo`
+    with ML_EVAL_MLFLOW_URI on MariaDB: train writes its runs there and syncs, and the demo's
+    build reads the copy: one build evaluates both."""
     uri, connect = mariadb_store
-    database = wh.resolve(CONFIG).with_database(f"{PREFIX}_elsewhere_mariadb_{os.getpid()}")
+    database = _fresh_warehouse("elsewhere_mariadb")
     env = _env(database, uri, tmp_path)
     try:
-        demo = run_ml_eval("demo", "--fresh", "--no-docs", env=env)
-        syncs = [line for line in demo.stdout.splitlines() if line.startswith(f"synced {uri} ")]
-        assert len(syncs) == 1, demo.stdout  # after training; the demo's dbt build reads that copy
-        assert mlflow_sync.copied_from(database, SCHEMA) == uri
-        wine_runs = _source_runs(connect)
-        assert len(wine_runs) == 8
-        assert set(_published(database)) == set(wine_runs)
-
         trained = _iris(database, env, tmp_path)
         assert trained.stderr.count(f"synced {uri} ") == 2, trained.stderr
-        built = run_ml_eval("build", "--no-docs", env=env)
-        (line,) = [line for line in built.stdout.splitlines() if line.startswith(f"synced {uri} ")]
-        assert line.endswith(" 0 tables changed, +0 ~0 -0 rows, " + line.rsplit(", ", 1)[1]), line
+        demo = run_ml_eval("demo", "--no-docs", env=env)
+        (line,) = [line for line in demo.stdout.splitlines() if line.startswith(f"synced {uri} ")]
+        # after training: 8 new runs, and the end (status, end_time) of the script's last run
+        assert ", 1 tables changed" not in line and " ~1 -0 rows" in line, line
+        assert mlflow_sync.copied_from(database, SCHEMA) == uri
 
         published = _published(database)
         runs = _source_runs(connect)
@@ -225,7 +286,7 @@ def test_demo_with_mlflow_on_mariadb(mariadb_store, tmp_path: Path):
         for run_uuid in runs:
             _assert_like_sklearn(database, run_uuid, published[run_uuid])
             compared += _assert_logged_bit_for_bit(published[run_uuid], latest)
-        assert compared >= 8 * 10 + 2 * 2  # train logs every compared metric (a few are NaN-free only)
+        assert compared == 8 * 8 + 2 * 2  # train logs eight of the compared metrics per run, the script two
 
         # MLflow must not write into the copy: train without ML_EVAL_MLFLOW_URI refuses, in one line
         without = {key: value for key, value in env.items() if key != "ML_EVAL_MLFLOW_URI"}

@@ -367,6 +367,50 @@ def cmd_sync_mlflow(args: argparse.Namespace, config: Config) -> None:
 
 
 @command(
+    "mlflow-ui",
+    "MLflow's own UI over the warehouse's MLflow schema (sync-mlflow's copy), read-only, on 127.0.0.1",
+    arg("--port", type=int, default=5000, help="the port to listen on (default: 5000)"),
+)
+def cmd_mlflow_ui(args: argparse.Namespace, config: Config) -> None:
+    """`mlflow ui` (MLflow 3.17's server) over the warehouse's MLflow schema, every session
+    read-only: the copy is sync-mlflow's, so MLflow must not write to it (a click that would
+    write, e.g. renaming a run, fails with PostgreSQL's read-only error). The URI, with any
+    password, goes to MLflow through MLFLOW_BACKEND_STORE_URI, not the command line."""
+    warehouse = _warehouse(args, config, create=False)
+    schema = config.mlflow_schema
+    with warehouse.connect(autocommit=True) as conn:
+        revisions = preflight.mlflow_revisions(conn, schema)
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    head = ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()  # installed MLflow's
+    if not revisions:
+        raise UserError(
+            f"no MLflow store in schema {schema} of database {warehouse.database}: run `ml-eval sync-mlflow`"
+            " (or `ml-eval train`) first"
+        )
+    if head not in revisions:
+        raise UserError(
+            f"{schema}.alembic_version of database {warehouse.database} is at {', '.join(revisions)}: the installed"
+            f" MLflow's UI serves only its own revision {head} (a copy of an MLflow 2.22 store: use MLflow 2.22's"
+            " `mlflow ui`)"
+        )
+    artifacts = config.artifacts_dir / warehouse.database
+    artifacts.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": warehouse.sqlalchemy_url(schema, read_only=True),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [_executable("mlflow"), "ui", "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1",
+               "--default-artifact-root", artifacts.resolve().as_uri()]  # fmt: skip
+    print(f"MLflow's UI over schema {schema} of {_describe(warehouse)} (read-only): http://127.0.0.1:{args.port}")
+    sys.stdout.flush()
+    os.chdir(config.project_dir)
+    os.execve(command[0], command, env)  # MLflow's server in this process: signals reach it directly
+
+
+@command(
     "demo",
     "the main job: load the seeds, train, build, test, document (README command 1)",
     FRESH,
