@@ -16,7 +16,7 @@ CHROMIUM ?= $(or $(ML_EVAL_CHROMIUM),chromium)
 # The Prometheus server the alerting test starts: $ML_EVAL_PROMETHEUS if set, else Debian's.
 PROMETHEUS ?= $(or $(ML_EVAL_PROMETHEUS),/usr/bin/prometheus)
 
-.PHONY: help install lock setup-browser setup-prometheus demo test lint build train report graph roles bench docs-serve clean
+.PHONY: help install lock setup-browser setup-prometheus demo test lint build train report graph roles bench docs-serve mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ graph: install  ## export the ML lineage graph for Neo4j (CSV + Cypher)
 
 docs-serve: install  ## serve the lineage docs on http://127.0.0.1:8080
 	$(ML_EVAL) exec -- $(abspath $(BIN))/dbt docs serve --port 8080 --host 127.0.0.1
+
+mlflow-ui: install  ## MLflow's own UI over the warehouse's MLflow schema (its sync-mlflow copy), read-only, on http://127.0.0.1:5000
+	$(ML_EVAL) mlflow-ui --port $(or $(MLFLOW_UI_PORT),5000)
 
 clean:  ## remove the venv, dbt's target/ and the embedded database
 	-$(ML_EVAL) stop

@@ -557,3 +557,36 @@ def test_mlflow_222_store_is_copied_with_mlflow_222_s_ddl(tmp_path: Path):
     finally:
         drop_database(own)
         drop_database(copy)
+
+
+# --- a PostgreSQL MLflow in its own database ----------------------------------------------------
+
+
+def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
+    """MLflow 3.17 on PostgreSQL in a database of its own (issue 16, item 3: the deployment the
+    README recommends), its tables in schema mlflow through MLflow's search_path option; synced
+    into the warehouse's database, every row equal to the source's."""
+    import psycopg
+
+    source = _fresh_warehouse("sync_pg_source")
+    target = _fresh_warehouse("sync_pg_copy")
+    try:
+        with source.connect() as conn:
+            conn.execute("create schema mlflow")
+        uri = source.sqlalchemy_url("mlflow")
+
+        def connect():  # the source's own driver, its tables unqualified as MLflow names them
+            return psycopg.connect(psycopg.conninfo.make_conninfo(source.conninfo(), options="-csearch_path=mlflow"))
+
+        store = Store("postgresql", uri, connect, '"', target)
+        (run_id,) = track(store, "pg-experiment", ["in-its-own-database"])
+        done = sync(store)
+        assert "schema created" in done.stdout
+        assert "postgresql+psycopg://" in done.stdout and "(revision dc11669786a5, MLflow 3.17)" in done.stdout
+        copy = assert_copy_is_exact(store)
+        assert [row for row in copy["runs"] if run_id in row]
+        assert metric_values(store, run_id)["sum"] == (struct.pack(">d", 0.30000000000000004), False)
+        assert changes(sync(store)) == {}
+    finally:
+        drop_database(source)
+        drop_database(target)

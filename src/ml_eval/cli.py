@@ -124,11 +124,41 @@ def _report(warehouse: wh.Warehouse, config: Config, out_path: Path | None = Non
     return build_report(warehouse, schema=config.published_schema, out_path=out)
 
 
-def _train(warehouse: wh.Warehouse, config: Config) -> None:
-    preflight.refuse_untested_revision(warehouse, config)
+def _mlflow_target(warehouse: wh.Warehouse, config: Config, command: str) -> str | None:
+    """Where `command` has MLflow write its runs: None for the warehouse's MLflow schema (refused
+    when that schema is sync-mlflow's copy, or of an untested revision), else the tracking URI
+    of the store ML_EVAL_MLFLOW_URI names (refused when the warehouse's schema holds MLflow's
+    own store, which the sync after training could not replace)."""
+    from ml_eval import mlflow_sync
+
+    if not config.mlflow_uri:
+        mlflow_sync.refuse_writes_to_copy(warehouse, config.mlflow_schema, command)
+        preflight.refuse_untested_revision(warehouse, config)
+        return None
+    source = mlflow_sync.source_from_config(config, must_exist=False)
+    if mlflow_sync.holds_own_store(warehouse, config.mlflow_schema):
+        raise UserError(
+            f"ML_EVAL_MLFLOW_URI is {source.display}, but schema {config.mlflow_schema} of database"
+            f" {warehouse.database} holds an MLflow store MLflow writes itself, which sync-mlflow does not"
+            " overwrite: unset ML_EVAL_MLFLOW_URI, or use another database or schema (ML_EVAL_MLFLOW_SCHEMA)"
+        )
+    return mlflow_sync.tracking_uri(source)
+
+
+def _train(warehouse: wh.Warehouse, config: Config, command: str = "`ml-eval train`") -> None:
+    uri = _mlflow_target(warehouse, config, command)
     from ml_eval.producer.train import Settings, train  # imports scikit-learn and MLflow: only when training
 
-    train(warehouse, Settings.from_config(config), report=lambda line: print(line, flush=True))
+    train(warehouse, Settings.from_config(config, mlflow_uri=uri), report=lambda line: print(line, flush=True))
+    if uri is not None:  # the marts read the warehouse's copy: bring the new runs into it
+        _sync_configured(warehouse, config)
+
+
+def _sync_configured(warehouse: wh.Warehouse, config: Config) -> None:
+    """Sync ML_EVAL_MLFLOW_URI's store into the warehouse's copy (the caller holds the lock)."""
+    from ml_eval import mlflow_sync
+
+    mlflow_sync.sync_configured(config, warehouse, report=lambda line: print(line, flush=True))
 
 
 def _refresh_wine(warehouse: wh.Warehouse, config: Config) -> None:
@@ -152,9 +182,15 @@ def cmd_env(args: argparse.Namespace, config: Config) -> None:
     """For `eval "$(ml-eval env)"`: then dbt, MLflow (MLFLOW_TRACKING_URI) and a training script's
     `ml_eval.log_predictions` all reach the same warehouse and project."""
     warehouse = _warehouse(args, config)
+    if config.mlflow_uri:  # MLflow's own store (its password, if any, is not printed: MLflow needs it in the URI)
+        from ml_eval import mlflow_sync
+
+        tracking = mlflow_sync.source_from_config(config, must_exist=False).identity
+    else:
+        tracking = warehouse.sqlalchemy_url(config.mlflow_schema)
     values = {
         **warehouse.env(),
-        "MLFLOW_TRACKING_URI": warehouse.sqlalchemy_url(config.mlflow_schema),
+        "MLFLOW_TRACKING_URI": tracking,
         "ML_EVAL_PROJECT_DIR": str(config.project_dir),
     }
     for key, value in values.items():
@@ -218,6 +254,8 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
     `demo` do): a mistyped schema or database is refused, and nothing is created."""
     warehouse = _warehouse(args, config, create=False)
     with preflight.exclusive(warehouse, "build"):
+        if config.mlflow_uri:  # MLflow lives elsewhere: the marts are built on a fresh copy of it
+            _sync_configured(warehouse, config)
         preflight.require_sources(warehouse, config, warn_error=args.warn_error)
         _announce(warehouse, config)
         _refresh_wine(warehouse, config)
@@ -287,6 +325,8 @@ def cmd_load_predictions(args: argparse.Namespace, config: Config) -> None:
 
     keys, predicted, matrix, labels = loader.read_predictions_file(args.file)
     warehouse = _warehouse(args, config)
+    with preflight.exclusive(warehouse, "load-predictions"):
+        loader.sync_for_run(warehouse, config, args.run_id)
     with preflight.exclusive(warehouse, "load-predictions"), warehouse.connect() as conn:
         loaded = loader.load_predictions(
             conn,
@@ -342,6 +382,50 @@ def cmd_sync_mlflow(args: argparse.Namespace, config: Config) -> None:
 
 
 @command(
+    "mlflow-ui",
+    "MLflow's own UI over the warehouse's MLflow schema (sync-mlflow's copy), read-only, on 127.0.0.1",
+    arg("--port", type=int, default=5000, help="the port to listen on (default: 5000)"),
+)
+def cmd_mlflow_ui(args: argparse.Namespace, config: Config) -> None:
+    """`mlflow ui` (MLflow 3.17's server) over the warehouse's MLflow schema, every session
+    read-only: the copy is sync-mlflow's, so MLflow must not write to it (a click that would
+    write, e.g. renaming a run, fails with PostgreSQL's read-only error). The URI, with any
+    password, goes to MLflow through MLFLOW_BACKEND_STORE_URI, not the command line."""
+    warehouse = _warehouse(args, config, create=False)
+    schema = config.mlflow_schema
+    with warehouse.connect(autocommit=True) as conn:
+        revisions = preflight.mlflow_revisions(conn, schema)
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    head = ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()  # installed MLflow's
+    if not revisions:
+        raise UserError(
+            f"no MLflow store in schema {schema} of database {warehouse.database}: run `ml-eval sync-mlflow`"
+            " (or `ml-eval train`) first"
+        )
+    if head not in revisions:
+        raise UserError(
+            f"{schema}.alembic_version of database {warehouse.database} is at {', '.join(revisions)}: the installed"
+            f" MLflow's UI serves only its own revision {head} (a copy of an MLflow 2.22 store: use MLflow 2.22's"
+            " `mlflow ui`)"
+        )
+    artifacts = config.artifacts_dir / warehouse.database
+    artifacts.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": warehouse.sqlalchemy_url(schema, read_only=True),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [_executable("mlflow"), "ui", "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1",
+               "--default-artifact-root", artifacts.resolve().as_uri()]  # fmt: skip
+    print(f"MLflow's UI over schema {schema} of {_describe(warehouse)} (read-only): http://127.0.0.1:{args.port}")
+    sys.stdout.flush()
+    os.chdir(config.project_dir)
+    os.execve(command[0], command, env)  # MLflow's server in this process: signals reach it directly
+
+
+@command(
     "demo",
     "the main job: load the seeds, train, build, test, document (README command 1)",
     FRESH,
@@ -359,13 +443,13 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> None:
     """
     warehouse = _warehouse(args, config)
     with preflight.exclusive(warehouse, "demo"):
-        preflight.refuse_untested_revision(warehouse, config)  # before the seeds: train would refuse
+        _mlflow_target(warehouse, config, "`ml-eval demo`")  # before the seeds: train would refuse
         _announce(warehouse, config)
         warn = ["--warn-error"] if args.warn_error else []
         run_dbt(
             ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious", *warn], warehouse, config
         )
-        _train(warehouse, config)
+        _train(warehouse, config, "`ml-eval demo`")
         run_dbt(["build", *warn], warehouse, config)
         if args.docs:
             _docs(warehouse, config)

@@ -20,6 +20,9 @@ dbt as `--vars`, so dbt and Python always agree.
 | mlflow_password | | `ML_EVAL_MLFLOW_PASSWORD` | the URI's, else none |
 | mlflow_password_file | `sync-mlflow --password-file` | `ML_EVAL_MLFLOW_PASSWORD_FILE` | none |
 
+With mlflow_uri set, `train` has MLflow write there and then syncs; `build`, `log_predictions`
+and `load-predictions` sync first (`ml_eval.mlflow_sync`).
+
 The connection itself (PGHOST, PGPORT, PGUSER, PGPASSWORD) is libpq's, read by
 `ml_eval.warehouse` and by dbt's profiles.yml alike.
 """

@@ -12,6 +12,7 @@ swaps a run's predictions for the new ones in that same transaction.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -171,6 +172,15 @@ def load_predictions(
         dataset_id=dataset_id,
     )
     return Loaded(run_uuid, dataset, total, held, matrix is not None)
+
+
+def sync_for_run(warehouse, config, run_uuid: str) -> None:
+    """With MLflow elsewhere (ML_EVAL_MLFLOW_URI), a run not yet in the warehouse's copy is
+    brought in by a sync first (the caller holds the database's lock); else nothing happens."""
+    from ml_eval import mlflow_sync
+
+    if config.mlflow_uri and not mlflow_sync.run_in_copy(warehouse, config.mlflow_schema, run_uuid):
+        mlflow_sync.sync_configured(config, warehouse, report=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _require_run(conn: psycopg.Connection, mlflow_schema: str, run_uuid: str) -> None:

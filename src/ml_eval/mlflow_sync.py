@@ -85,9 +85,12 @@ class Source:
         return text
 
 
-def resolve_source(uri: str, *, password: str | None = None, password_file: str | None = None) -> Source:
+def resolve_source(
+    uri: str, *, password: str | None = None, password_file: str | None = None, must_exist: bool = True
+) -> Source:
     """The source store. Its password is the URL's, else `password` ($ML_EVAL_MLFLOW_PASSWORD),
-    else the first line of `password_file` (--password-file or $ML_EVAL_MLFLOW_PASSWORD_FILE)."""
+    else the first line of `password_file` (--password-file or $ML_EVAL_MLFLOW_PASSWORD_FILE).
+    A SQLite file must exist unless not `must_exist` (`ml-eval train`: MLflow creates it)."""
     import sqlalchemy as sa
 
     try:
@@ -115,7 +118,7 @@ def resolve_source(uri: str, *, password: str | None = None, password_file: str 
         path = url.database or ""
         if not path or path == ":memory:":
             raise UserError("--from sqlite:///PATH must name MLflow's database file")
-        if not Path(path).is_file():
+        if must_exist and not Path(path).is_file():
             raise UserError(f"--from {url.render_as_string()}: no such file {Path(path).resolve()}")
         url = url.set(database=str(Path(path).resolve()))  # the copy's marker names the file wherever run from
     return Source(url, password or None)
@@ -666,3 +669,68 @@ def _check_columns(sa_source, source: Source, tables: Mapping[str, Table]) -> No
                 if part
             )
             raise UserError(f"{source.display}: table {table.name} {said} MLflow's columns for its revision")
+
+
+# --- who writes the warehouse's MLflow schema ---------------------------------------------------
+
+
+def copied_from(warehouse: Warehouse, schema: str) -> str | None:
+    """The source a sync-mlflow copy in `schema` was made from, or None when the schema is not one."""
+    with warehouse.connect(autocommit=True) as conn:
+        _, comment = _marker(conn, schema)
+    return comment.removeprefix(MARKER) if comment and comment.startswith(MARKER) else None
+
+
+def holds_own_store(warehouse: Warehouse, schema: str) -> bool:
+    """Whether `schema` holds an MLflow store MLflow writes itself (tables, and no copy's marker)."""
+    with warehouse.connect(autocommit=True) as conn:
+        exists, comment = _marker(conn, schema)
+        current = _copy_revision(conn, schema) if exists else None
+    return current is not None and not (comment and comment.startswith(MARKER))
+
+
+def refuse_writes_to_copy(warehouse: Warehouse, schema: str, command: str) -> None:
+    """MLflow must not write into a copy sync-mlflow owns: the next sync would undo (delete) it."""
+    source = copied_from(warehouse, schema)
+    if source is not None:
+        raise UserError(
+            f"schema {schema} of database {warehouse.database} is sync-mlflow's copy of {source}: {command} would"
+            f" write MLflow runs into the copy, which the next sync deletes; set ML_EVAL_MLFLOW_URI={source} so"
+            " MLflow writes there and the copy follows, or use another schema (ML_EVAL_MLFLOW_SCHEMA)"
+        )
+
+
+def source_from_config(config, *, must_exist: bool = True) -> Source:
+    """The store ML_EVAL_MLFLOW_URI names, with its password from the environment or file."""
+    return resolve_source(
+        config.mlflow_uri,
+        password=config.mlflow_password,
+        password_file=config.mlflow_password_file,
+        must_exist=must_exist,
+    )
+
+
+def tracking_uri(source: Source) -> str:
+    """The URI MLflow itself is given for `source` (password included: never print it)."""
+    return source.url.render_as_string(hide_password=False)
+
+
+def sync_configured(config, warehouse: Warehouse, *, report: Callable[[str], None] | None = None) -> SyncResult:
+    """Sync the store ML_EVAL_MLFLOW_URI names into the warehouse's MLflow schema (the caller
+    holds the database's lock); `report` gets the summary line."""
+    from ml_eval.preflight import tested_revisions
+
+    result = sync(source_from_config(config), warehouse, config.mlflow_schema, tested_revisions(config))
+    if report is not None:
+        report(result.summary)
+    return result
+
+
+def run_in_copy(warehouse: Warehouse, schema: str, run_uuid: str) -> bool:
+    """Whether the warehouse's MLflow schema holds run `run_uuid` (False when there is no runs table)."""
+    table = sql.Identifier(schema, "runs")
+    with warehouse.connect(autocommit=True) as conn:
+        if conn.execute("select pg_catalog.to_regclass(%s) is null", (table.as_string(conn),)).fetchone()[0]:
+            return False
+        found = conn.execute(sql.SQL("select 1 from {} where run_uuid = %s").format(table), (str(run_uuid),))
+        return found.fetchone() is not None

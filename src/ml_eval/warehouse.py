@@ -90,16 +90,18 @@ class Warehouse:
             "PGDATABASE": self.database,
         }
 
-    def sqlalchemy_url(self, schema: str) -> str:
+    def sqlalchemy_url(self, schema: str, *, read_only: bool = False) -> str:
         """A SQLAlchemy URL (psycopg 3 driver) whose search_path is `schema`, for MLflow.
 
         MLflow names its tables unqualified and creates them in `schema`: only its owner (the
         producer; `ml-eval roles` checks) may create in it, and pg_catalog, not listed, is
-        searched first."""
+        searched first. `read_only`: every transaction of the session is read-only
+        (default_transaction_read_only), so MLflow can read but never write (`ml-eval mlflow-ui`)."""
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
-        options = quote(f"-csearch_path={schema}", safe="")
+        settings = f"-csearch_path={schema}" + (" -cdefault_transaction_read_only=on" if read_only else "")
+        options = quote(settings, safe="")
         if self.host.startswith("/"):
             return (
                 f"postgresql+psycopg://{auth}@/{quote(self.database, safe='')}"

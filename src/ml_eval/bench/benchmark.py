@@ -1,7 +1,8 @@
 """`ml-eval bench`: the evaluation marts at 10,000 to 10 million predictions, timed.
 
 For every size R x S (R runs of S predictions, `ml_eval.bench.scale`), in a fresh database of the
-warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
+warehouse (`ml_eval_bench_<R>x<S>`, the prefix $ML_EVAL_BENCH_DATABASE_PREFIX if set, dropped
+afterwards unless --keep):
 
 1. load the seeds (`dbt seed`), generate the runs (MLflow client + COPY), vacuum analyze;
 2. full build: `dbt run --full-refresh --select +path:models/marts/evaluation` as a child
@@ -9,7 +10,9 @@ warehouse (`ml_eval_bench_<R>x<S>`, dropped afterwards unless --keep):
    run_results.json), peak RSS of the dbt process;
 3. incremental builds: the same `dbt run` without --full-refresh, first with nothing new
    (what every build costs: dbt's work per model, and the models rebuilt whole, which read
-   a row or a few per run), then after one more run was generated;
+   a row or a few per run), then after one more run was generated; between the two,
+   `sync-mlflow` of the database's MLflow store (MLflow's own tables, a PostgreSQL source)
+   into `<database>_sync`: the first sync (MLflow's DDL included), then the one after the new run;
 4. the floor: one `group by run, actual class, predicted class` count over the predictions
    joined to their targets, the least any confusion matrix costs (best of three, client
    timing, rows fetched); the floor of log loss: each prediction's true-class probability
@@ -182,6 +185,27 @@ class Build:
 
 
 @dataclass
+class SyncTiming:
+    """One `ml-eval sync-mlflow` of the bench database's MLflow store into another database."""
+
+    seconds: float
+    rows_read: int
+    rows_written: int
+
+
+def sync_timed(source_warehouse: wh.Warehouse, config: Config, target: wh.Warehouse) -> SyncTiming:
+    """`sync-mlflow` from the bench database's MLflow schema (a PostgreSQL source, MLflow 3.17's
+    tables) into `target`'s, in this process, timed as its summary line reports it."""
+    from ml_eval import mlflow_sync
+    from ml_eval.preflight import tested_revisions
+
+    source = mlflow_sync.resolve_source(source_warehouse.sqlalchemy_url(config.mlflow_schema))
+    done = mlflow_sync.sync(source, target, config.mlflow_schema, tested_revisions(config))
+    written = sum(change.changed for change in done.changes)
+    return SyncTiming(done.seconds, sum(change.read for change in done.changes), written)
+
+
+@dataclass
 class SizeResult:
     runs: int
     samples: int
@@ -196,6 +220,8 @@ class SizeResult:
     auc_floor: float | None = None
     log_loss_floor: float | None = None
     pandas: dict | None = None
+    sync_full: SyncTiming | None = None
+    sync_one_run: SyncTiming | None = None
 
     @property
     def predictions(self) -> int:
@@ -320,7 +346,8 @@ def bench_size(
     pg_options: str, threads: int, report,
 ) -> SizeResult:  # fmt: skip
     result = SizeResult(runs, samples)
-    warehouse = base.with_database(f"ml_eval_bench_{runs}x{samples}")
+    prefix = os.environ.get("ML_EVAL_BENCH_DATABASE_PREFIX") or "ml_eval_bench"  # a shared server: one per user
+    warehouse = base.with_database(f"{prefix}_{runs}x{samples}")
     wh.ensure_database(warehouse, fresh=True)
     try:
         report(f"{runs}x{samples}: database {warehouse.database}: loading the seeds")
@@ -350,7 +377,20 @@ def bench_size(
         )
         report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
         result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
-        scale.generate(warehouse, config, 1, samples, seed=seed, first_ordinal=runs, threads=1)
+        copy = warehouse.with_database(f"{warehouse.database}_sync")
+        wh.ensure_database(copy, fresh=True)
+        try:
+            report(f"{runs}x{samples}: sync-mlflow of the MLflow store into {copy.database} (full)")
+            result.sync_full = sync_timed(warehouse, config, copy)
+            scale.generate(warehouse, config, 1, samples, seed=seed, first_ordinal=runs, threads=1)
+            result.sync_one_run = sync_timed(warehouse, config, copy)
+            report(
+                f"{runs}x{samples}: sync {result.sync_full.seconds:.1f} s full,"
+                f" {result.sync_one_run.seconds:.1f} s after one new run"
+            )
+        finally:
+            if not keep:
+                _drop(copy, config)
         result.incremental = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
         report(
             f"{runs}x{samples}: incremental build {result.incremental.wall:.1f} s wall,"
@@ -446,6 +486,13 @@ def table(results: list[SizeResult]) -> list[str]:
     row("+1 run incremental: wall", [_seconds(build(r, "incremental", "wall")) for r in results])
     row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
     row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
+    row("sync of the runs (sync-mlflow): full", [
+        f"{_seconds(r.sync_full.seconds)} ({r.sync_full.rows_read:,} rows)" if r.sync_full else "-" for r in results
+    ])  # fmt: skip
+    row("  after one new run (rows written)", [
+        f"{_seconds(r.sync_one_run.seconds)} ({r.sync_one_run.rows_written:,})" if r.sync_one_run else "-"
+        for r in results
+    ])  # fmt: skip
     row("floor: group-by count", [_seconds(r.floor) for r in results])
     row("log-loss floor: true-class probability", [_seconds(r.log_loss_floor) for r in results])
     row("ROC AUC floor: rank every probability", [_seconds(r.auc_floor) for r in results])

@@ -78,6 +78,9 @@ class Settings:
     seed_schema: str = "wine"
     test_size: float = TEST_SIZE
     random_state: int = RANDOM_STATE
+    # MLflow's own store when it is not the warehouse (ML_EVAL_MLFLOW_URI, password included):
+    # the runs go there, and `ml-eval train` then syncs them into the warehouse's copy
+    mlflow_uri: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: Config, **overrides) -> Settings:
@@ -511,7 +514,7 @@ def train(
         tracking.quiet_mlflow()
         import mlflow
 
-        uri = tracking.tracking_uri(warehouse, settings.mlflow_schema)
+        uri = settings.mlflow_uri or tracking.tracking_uri(warehouse, settings.mlflow_schema)
         with conn.transaction():  # the seeds are registered in the Dataset Database like any dataset
             datasets_db.ensure_tables(conn, settings.dataset_schema)
             registered = datasets_db.register_seeds(conn, settings.seed_schema, settings.dataset_schema)
