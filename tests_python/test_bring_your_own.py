@@ -297,7 +297,7 @@ def test_a_run_with_no_dataset_declared_is_excluded_not_failed(byo):
         run = _iris_run(copy)
         with copy.connect() as conn:
             conn.execute("delete from dataset.run_datasets where run_uuid = %s", (run,))
-        run_dbt(["build", "--select", "int_runs_classified", "int_run_predictions_counted+1"], copy)
+        run_dbt(["build"], copy)  # the whole build passes
         with copy.connect() as conn:
             reason = conn.execute(
                 "select exclusion_reason from intermediate.int_runs_classified where run_uuid = %s", (run,)

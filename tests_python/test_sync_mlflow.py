@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import struct
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +335,36 @@ def test_changes_and_deletions_are_synced(store: Store):
     assert counted["runs"] == (0, 2, 0)
     assert counted["model_versions"] == (0, 1, 0)  # MLflow 3.17 marks a deleted version DELETED_INTERNAL
     assert counted["registered_model_aliases"] == (0, 1, 0)
+
+
+def test_an_experiment_removed_and_created_again_under_its_name_is_synced(sqlite: Store):
+    """`mlflow gc` removes a deleted experiment for good, and a new one takes its name: the
+    copy deletes the old row before it inserts the new one (experiments.name is unique)."""
+    client = sqlite.client()
+    old = client.create_experiment("gone-and-back")
+    client.create_experiment("stays")  # SQLite would give the next experiment old's id again
+    sync(sqlite)
+    client.delete_experiment(old)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "gc",
+            "--backend-store-uri",
+            sqlite.uri,
+            "--tracking-uri",
+            sqlite.uri,
+            "--experiment-ids",
+            old,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    new = client.create_experiment("gone-and-back")
+    assert new != old
+    done = sync(sqlite)
+    assert_copy_is_exact(sqlite)
+    inserted, _, deleted = changes(done)["experiments"]
+    assert (inserted, deleted) == (1, 1)
 
 
 def test_killed_sync_leaves_the_copy_unchanged(store: Store):

@@ -17,8 +17,9 @@ MariaDB, `sqlite:///…`, `postgresql://…`); the target is the warehouse's MLf
   the copy's rows are hashed (by primary key) and every source row is compared with them:
   new keys are inserted, keys whose hash differs are updated, keys gone from the source are
   deleted. Tables whose key is the whole row (`metrics`) compare keys only.
-- **Load: psycopg COPY**, into the table when it is empty, else into a temporary table
-  merged with `insert … on conflict do update`; deletions last, children before parents.
+- **Load: psycopg COPY**, into the tables on the first sync (the copy empty), else into a temporary table
+  merged with `insert … on conflict do update` after the deletions (children before
+  parents), so a row gone from the source frees its unique values (an experiment's name) first.
 - **Atomic:** the DDL, every table's changes and the schema's marker comment are one
   PostgreSQL transaction on the warehouse: a sync that fails or is killed leaves the previous
   copy (and so the marts built on it) exactly as it was.
@@ -431,15 +432,19 @@ def _source_rows(sa_conn, table: Table) -> Iterator[tuple]:
 
 
 def _apply_table(
-    conn: psycopg.Connection, sa_source, schema: str, table: Table, source: Source
-) -> tuple[Change, list[tuple]]:
-    """Copy `table`'s new and changed rows; return the counts and the keys to delete."""
+    conn: psycopg.Connection, sa_source, schema: str, table: Table, source: Source, *, direct_allowed: bool
+) -> tuple[Change, list[tuple], sql.Composed | None]:
+    """Read `table` from the source: COPY its rows straight into an empty copy (when every
+    table of the copy is empty, `direct_allowed`), else its new and changed rows into a stage.
+    Return the counts, the keys to delete, and the upsert of the staged rows, which the caller
+    runs after every deletion (a row gone from the source may hold a unique value, e.g. an
+    experiment's name, that a new row takes)."""
     change = Change(table.name)
     convert = [_converter(table.name, c, t) for c, t in zip(table.columns, table.types, strict=True)]
     held = _read_copy(conn, schema, table, convert)
     target = sql.Identifier(schema, table.name)
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
-    direct = not held  # an empty table: COPY straight into it
+    direct = direct_allowed and not held  # the first sync: COPY straight into the tables
     stage = sql.Identifier(f"sync_{table.name}")
     if not direct:
         conn.execute(
@@ -467,6 +472,7 @@ def _apply_table(
             else:
                 change.inserted += 1
             copy.write_row(row)
+    upsert = None
     if not direct and change.inserted + change.updated:
         keys = sql.SQL(", ").join(sql.Identifier(table.columns[i]) for i in table.key)
         others = [c for i, c in enumerate(table.columns) if i not in table.key]
@@ -476,14 +482,12 @@ def _apply_table(
             )
         else:
             update = sql.SQL("do nothing")
-        conn.execute(
-            sql.SQL("insert into {} ({}) select {} from {} on conflict ({}) {}").format(
-                target, columns, columns, stage, keys, update
-            )
+        upsert = sql.SQL("insert into {} ({}) select {} from {} on conflict ({}) {}").format(
+            target, columns, columns, stage, keys, update
         )
     gone = [key for key in held if key not in seen]
     change.deleted = len(gone)
-    return change, gone
+    return change, gone, upsert
 
 
 def _delete(conn: psycopg.Connection, schema: str, table: Table, keys: list[tuple]) -> None:
@@ -577,19 +581,31 @@ def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str,
                         f"{source.display} is at revision {revision} but lacks MLflow's tables {', '.join(missing)}"
                     )
                 _check_columns(sa_source, source, tables)
-                changes, deletions = [], []
+                changes, deletions, upserts = [], [], []
+                first = not any(
+                    conn.execute(
+                        sql.SQL("select exists (select from {})").format(sql.Identifier(schema, t))
+                    ).fetchone()[0]
+                    for t in tables
+                )
                 for table in _parents_first(tables):
-                    change, gone = _apply_table(conn, sa_source, schema, table, source)
+                    change, gone, upsert = _apply_table(conn, sa_source, schema, table, source, direct_allowed=first)
                     changes.append(change)
                     deletions.append((table, gone))
+                    upserts.append(upsert)
                     if change.read or change.changed:
                         _progress(
                             f"{table.name}: {change.read} rows, +{change.inserted} ~{change.updated}"
                             f" -{change.deleted} ({time.monotonic() - started:.1f} s)"
                         )
+                # deletions first, children before parents; then the new and changed rows,
+                # parents before children
                 for table, gone in reversed(deletions):
                     if gone:
                         _delete(conn, schema, table, gone)
+                for upsert in upserts:
+                    if upsert is not None:
+                        conn.execute(upsert)
                 _advance_sequences(conn, schema, [t for t, gone in deletions if t.name in changed_names(changes)])
                 conn.execute(
                     sql.SQL("comment on schema {} is {}").format(
