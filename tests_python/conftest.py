@@ -112,7 +112,7 @@ def copy_project(copy: Path) -> Path:
     copy.mkdir(parents=True)
     for name in ("dbt_project.yml", "profiles.yml"):
         shutil.copy(PROJECT_DIR / name, copy / name)
-    for name in ("models", "seeds", "macros", "tests", "analyses"):
+    for name in ("models", "seeds", "snapshots", "macros", "tests", "analyses"):
         if (PROJECT_DIR / name).exists():
             shutil.copytree(PROJECT_DIR / name, copy / name)
     return copy

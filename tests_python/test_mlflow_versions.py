@@ -85,7 +85,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy.mkdir()
     for name in ("dbt_project.yml", "profiles.yml"):
         shutil.copy(PROJECT_DIR / name, copy / name)
-    for name in ("models", "seeds", "macros", "tests", "analyses"):
+    for name in ("models", "seeds", "snapshots", "macros", "tests", "analyses"):
         if (PROJECT_DIR / name).exists():
             shutil.copytree(PROJECT_DIR / name, copy / name)
     config = yaml.safe_load((copy / "dbt_project.yml").read_text())
