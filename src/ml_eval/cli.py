@@ -161,6 +161,14 @@ def _sync_configured(warehouse: wh.Warehouse, config: Config) -> None:
     mlflow_sync.sync_configured(config, warehouse, report=lambda line: print(line, flush=True))
 
 
+def _has_runs(warehouse: wh.Warehouse, config: Config) -> bool:
+    from psycopg import sql
+
+    with warehouse.connect(autocommit=True) as conn:
+        query = sql.SQL("select exists (select from {})").format(sql.Identifier(config.mlflow_schema, "runs"))
+        return bool(conn.execute(query).fetchone()[0])
+
+
 def _refresh_wine(warehouse: wh.Warehouse, config: Config) -> None:
     """A corrected Wine seed file reaches the marts with the next build (datasets.refresh_wine)."""
     from ml_eval import datasets
@@ -261,10 +269,16 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
         _refresh_wine(warehouse, config)
         flags = [*(["--warn-error"] if args.warn_error else []), *(["--full-refresh"] if args.full_refresh else [])]
         run_dbt(["build", *flags], warehouse, config)
-        # the runs' freshness (vars run_freshness_*_after_hours): a warning, or an error
-        run_dbt(
-            ["source", "freshness", "--select", "source:mlflow.runs", *flags[: int(args.warn_error)]], warehouse, config
-        )
+        # the runs' freshness (vars run_freshness_*_after_hours): a warning, or an error; a store
+        # with no run yet has no age (dbt's freshness query would fail on it)
+        if _has_runs(warehouse, config):
+            run_dbt(
+                ["source", "freshness", "--select", "source:mlflow.runs", *flags[: int(args.warn_error)]],
+                warehouse,
+                config,
+            )
+        else:
+            print("source freshness: MLflow holds no run yet, nothing to age")
         if args.docs:
             _docs(warehouse, config)
 
