@@ -45,6 +45,36 @@ def run_ml_eval(
     return done
 
 
+# `make test` runs pytest on two workers (pytest-xdist, `--dist loadgroup`). A module is one
+# unit of work, so its module-scoped fixtures run once. Modules that use the server's default
+# role names share one unit, as roles belong to the server, not to a database. Every other
+# shared name carries the worker's pid (databases, role prefixes) or a free port.
+DEFAULT_ROLES = {"test_trust.py"}
+
+
+# The longest modules first (measured with --durations), so neither worker is left with one at the end.
+LONGEST_FIRST = ("test_mlflow_elsewhere.py", "test_trust.py", "test_side_by_side.py", "test_promotion.py",
+                 "test_changes.py", "test_bring_your_own.py", "test_scale.py", "test_package.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
+    for item in items:
+        module = item.path.name
+        item.add_marker(pytest.mark.xdist_group("default-roles" if module in DEFAULT_ROLES else module))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_target_path(tmp_path_factory) -> None:
+    """Each xdist worker keeps dbt's artifacts and logs (partial parsing, run_results.json, the
+    docs and the report) in a directory of its own, so two workers never share one target/."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("DBT_TARGET_PATH"):
+        artifacts = tmp_path_factory.mktemp("worker_dbt")
+        os.environ["DBT_TARGET_PATH"] = str(artifacts / "target")
+        os.environ["DBT_LOG_PATH"] = str(artifacts / "logs")
+
+
 @pytest.fixture(scope="session")
 def warehouse() -> wh.Warehouse:
     """A fresh database for this test session on the configured server, named

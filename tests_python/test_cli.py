@@ -61,7 +61,8 @@ def test_the_project_named_is_the_one_used(tmp_path: Path):
     """Another copy of the project, named by --project-dir from elsewhere: its files are read,
     not those of the checkout the tool was installed from."""
     copy = copy_project(tmp_path / "other")
-    done = run_ml_eval("rules", "--no-parse", "--project-dir", str(copy), cwd=tmp_path, check=False)
+    env = {"DBT_TARGET_PATH": ""}  # the copy's own target/, not this worker's
+    done = run_ml_eval("rules", "--no-parse", "--project-dir", str(copy), cwd=tmp_path, check=False, env=env)
     assert done.returncode == 2
     assert f"{copy / 'target' / 'manifest.json'} not found" in done.stderr
 

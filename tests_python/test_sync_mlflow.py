@@ -445,6 +445,19 @@ def test_password_is_never_printed(mariadb: Store, tmp_path: Path):
         assert "Access denied" in done.stderr and "(using password: YES)" in done.stderr
 
 
+def test_an_unreadable_store_creates_no_warehouse_database(tmp_path: Path):
+    """The source is read before the warehouse database is created: a wrong URI leaves nothing behind."""
+    fresh = wh.resolve(CONFIG).with_database(f"ml_eval_sync_never_{os.getpid()}")
+    server = f"{MARIADB['host']}:{MARIADB['port']}"
+    for url in (f"mysql+pymysql://root@{server}/ml_eval_no_such_store", f"sqlite:///{tmp_path / 'empty.db'}"):
+        done = run_ml_eval("sync-mlflow", "--from", url, "--database", fresh.database, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        with fresh.connect("postgres", autocommit=True) as conn:
+            exists = conn.execute("select exists (select from pg_database where datname = %s)", (fresh.database,))
+            assert not exists.fetchone()[0], f"{url}: sync-mlflow created {fresh.database}"
+
+
 def test_a_store_mlflow_writes_itself_is_not_overwritten(sqlite: Store):
     """The warehouse's MLflow schema that `ml-eval train` writes is MLflow's own, not a copy."""
     from ml_eval.producer.tracking import ensure_store

@@ -389,9 +389,11 @@ def cmd_sync_mlflow(args: argparse.Namespace, config: Config) -> None:
     source = mlflow_sync.resolve_source(
         uri, password=config.mlflow_password, password_file=args.password_file or config.mlflow_password_file
     )
+    tested = preflight.tested_revisions(config)
+    mlflow_sync.check_source(source, tested)  # before the warehouse database may be created
     warehouse = _warehouse(args, config)
     with preflight.exclusive(warehouse, "sync-mlflow"):
-        result = mlflow_sync.sync(source, warehouse, config.mlflow_schema, preflight.tested_revisions(config))
+        result = mlflow_sync.sync(source, warehouse, config.mlflow_schema, tested)
     print(result.summary, flush=True)
 
 

@@ -211,4 +211,7 @@ class Config:
 
     @property
     def target_dir(self) -> Path:
-        return self.project_dir / "target"
+        """dbt's target directory: DBT_TARGET_PATH when set (relative to the project, as dbt
+        reads it), else target/ — so the docs, the report and the manifest `ml-eval rules`
+        reads are where dbt wrote them."""
+        return self.project_dir / (os.environ.get("DBT_TARGET_PATH") or "target")

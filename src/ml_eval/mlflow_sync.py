@@ -547,6 +547,35 @@ def _target(warehouse: Warehouse, schema: str) -> Iterator[Any]:
         engine.dispose()
 
 
+def _refuse_untested(source: Source, revision: str, tested: Mapping[str, str]) -> None:
+    if revision not in tested:
+        listed = ", ".join(f"{rev} ({release})" for rev, release in tested.items())
+        raise UserError(
+            f"MLflow schema revision {revision} of {source.display} is not one this project is tested"
+            f" against (tested: {listed}): sync-mlflow refuses it"
+        )
+
+
+def check_source(source: Source, tested: Mapping[str, str]) -> None:
+    """Connect to `source` and check its schema revision, before anything is created in the
+    warehouse: a store that cannot be read leaves no empty warehouse database behind."""
+    import sqlalchemy as sa
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    engine = _engine(source)
+    try:
+        try:
+            with engine.connect() as sa_source:
+                revision = _source_revision(sa_source, source)
+        except sa.exc.DBAPIError as exc:
+            raise UserError(
+                f"cannot connect to the MLflow store {source.display}: {source.mask(_first_line(exc))}"
+            ) from None
+        _refuse_untested(source, revision, tested)
+    finally:
+        engine.dispose()
+
+
 def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str, str]) -> SyncResult:
     """Copy `source`'s MLflow tables into `schema` of the warehouse, in one transaction."""
     import sqlalchemy as sa
@@ -564,12 +593,7 @@ def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str,
             ) from None
         with connection as sa_source, sa_source.begin():
             revision = _source_revision(sa_source, source)
-            if revision not in tested:
-                listed = ", ".join(f"{rev} ({release})" for rev, release in tested.items())
-                raise UserError(
-                    f"MLflow schema revision {revision} of {source.display} is not one this project is tested"
-                    f" against (tested: {listed}): sync-mlflow refuses it"
-                )
+            _refuse_untested(source, revision, tested)
             source_tables = set(sa.inspect(sa_source).get_table_names())
             with _target(warehouse, schema) as sa_target:
                 conn: psycopg.Connection = sa_target.connection.driver_connection
