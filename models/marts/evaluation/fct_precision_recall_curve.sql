@@ -12,24 +12,36 @@ class_scores as (
     select * from {{ ref('int_run_class_scores_summarized') }}
 ),
 
--- the stored points are highest threshold first; the curve lists them lowest first
+-- the stored points are highest threshold first; the curve lists them lowest first, then
+-- the point without a threshold (out of the arrays: each coordinate null)
 points as (
     select
         class_scores.run_uuid,
         class_scores.score_class,
         class_scores.n_positive,
-        cast(positions.point_index as integer) as point_index,
-        -- out of the array (the last point) each is null
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][1] as threshold,
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][2] as false_positives,
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][3] as true_positives
+        cast(
+            case
+                when stored.position is null then n_points.n + 1
+                else n_points.n - stored.position + 1
+            end as integer
+        ) as point_index,
+        stored.threshold,
+        stored.false_positives,
+        stored.true_positives
     from class_scores
+    cross join lateral (select cardinality(class_scores.pr_thresholds) as n) as n_points
     cross join lateral (
         select
-            array_length(class_scores.pr_points, 1) as n_points,
-            point_index
-        from generate_series(1, array_length(class_scores.pr_points, 1) + 1) as listed (point_index)
-    ) as positions
+            listed.threshold,
+            listed.false_positives,
+            listed.true_positives,
+            listed.position
+        from unnest(
+            class_scores.pr_thresholds, class_scores.pr_false_positives, class_scores.pr_true_positives
+        ) with ordinality as listed (threshold, false_positives, true_positives, position)
+        union all
+        select null, null, null, null
+    ) as stored
 ),
 
 final as (
@@ -40,13 +52,13 @@ final as (
         threshold,
         case
             when true_positives is null then 1
-            else true_positives / (true_positives + false_positives)
+            else cast(true_positives as {{ dbt.type_float() }}) / (true_positives + false_positives)
         end as precision,
         -- with no positive, scikit-learn sets recall to 1 at every threshold
         case
             when true_positives is null then 0
             when n_positive = 0 then 1
-            else true_positives / n_positive
+            else cast(true_positives as {{ dbt.type_float() }}) / n_positive
         end as recall
     from points
 )
