@@ -12,36 +12,39 @@ class_scores as (
     select * from {{ ref('int_run_class_scores_summarized') }}
 ),
 
--- the stored points are highest threshold first; the curve lists them lowest first, then
--- the point without a threshold (out of the arrays: each coordinate null)
-points as (
+-- the stored points, highest threshold first (position 1)
+stored_points as (
     select
         class_scores.run_uuid,
         class_scores.score_class,
         class_scores.n_positive,
-        cast(
-            case
-                when stored.position is null then n_points.n + 1
-                else n_points.n - stored.position + 1
-            end as integer
-        ) as point_index,
-        stored.threshold,
-        stored.false_positives,
-        stored.true_positives
+        cast(cardinality(class_scores.pr_thresholds) - listed.position + 1 as integer) as point_index,
+        listed.threshold,
+        listed.false_positives,
+        listed.true_positives
     from class_scores
-    cross join lateral (select cardinality(class_scores.pr_thresholds) as n) as n_points
-    cross join lateral (
-        select
-            listed.threshold,
-            listed.false_positives,
-            listed.true_positives,
-            listed.position
-        from unnest(
-            class_scores.pr_thresholds, class_scores.pr_false_positives, class_scores.pr_true_positives
-        ) with ordinality as listed (threshold, false_positives, true_positives, position)
-        union all
-        select null, null, null, null
-    ) as stored
+    cross join lateral unnest(
+        class_scores.pr_thresholds, class_scores.pr_false_positives, class_scores.pr_true_positives
+    ) with ordinality as listed (threshold, false_positives, true_positives, position)
+),
+
+-- after the lowest threshold, the point without one (precision 1, recall 0)
+last_points as (
+    select
+        run_uuid,
+        score_class,
+        n_positive,
+        cast(cardinality(pr_thresholds) + 1 as integer) as point_index,
+        cast(null as {{ dbt.type_float() }}) as threshold,
+        cast(null as bigint) as false_positives,
+        cast(null as bigint) as true_positives
+    from class_scores
+),
+
+points as (
+    select * from stored_points
+    union all
+    select * from last_points
 ),
 
 final as (
