@@ -776,7 +776,7 @@ def mcnemar_chart(
     """Each run against its reference on the samples both predicted (fct_run_comparisons): to the
     right the samples only the run got right (b), to the left those only the reference got right
     (c), then the exact McNemar p-value and whether the run is better beyond chance."""
-    left, top, half, row_h, right = 210, 40, 130, 26, 250
+    left, top, half, row_h, right = 210, 40, 130, 26, 320
     largest = max((max(c.n_run_only_correct, c.n_reference_only_correct) for _, c in rows), default=0) or 1
     centre = left + 30 + half  # room for the count left of the longest bar
     height = top + row_h * len(rows) + 16
