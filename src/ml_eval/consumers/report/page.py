@@ -144,31 +144,18 @@ def _cards(data: ReportData, group: Group, index: int, colours: dict[str, str]) 
             drawn.append(
                 charts.class_bars(f"classes-{index}-{i}", run, data.class_metrics[row.run_uuid], class_intervals)
             )
-        if (depth.roc or {}).get(row.run_uuid):
-            drawn.append(charts.roc_chart(f"roc-{index}-{i}", run, depth.roc[row.run_uuid], names))  # type: ignore[index]
-        if (depth.precision_recall or {}).get(row.run_uuid):
-            average_precision = {label: c.average_precision for label, c in class_intervals.items()}
-            drawn.append(
-                charts.pr_chart(
-                    f"precision-recall-{index}-{i}",
-                    run,
-                    depth.precision_recall[row.run_uuid],  # type: ignore[index]
-                    names,
-                    average_precision,
-                )
-            )
-        if (depth.calibration or {}).get(row.run_uuid):
-            summary = _calibration_summary((depth.intervals or {}).get(row.run_uuid))
-            drawn.append(
-                charts.reliability_chart(
-                    f"reliability-{index}-{i}",
-                    run,
-                    depth.calibration[row.run_uuid],  # type: ignore[index]
-                    names,
-                    summary,
-                )
-            )
         interval = (depth.intervals or {}).get(row.run_uuid)
+        roc, pr, bins = (
+            (part or {}).get(row.run_uuid) for part in (depth.roc, depth.precision_recall, depth.calibration)
+        )
+        if roc:
+            drawn.append(charts.roc_chart(f"roc-{index}-{i}", run, roc, names))
+        if pr:
+            average_precision = {label: c.average_precision for label, c in class_intervals.items()}
+            drawn.append(charts.pr_chart(f"precision-recall-{index}-{i}", run, pr, names, average_precision))
+        if bins:
+            summary = _calibration_summary(interval)
+            drawn.append(charts.reliability_chart(f"reliability-{index}-{i}", run, bins, names, summary))
         cards.append(Card(row, colours[row.run_uuid], Markup("").join(drawn), interval))
     return cards
 
