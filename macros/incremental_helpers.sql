@@ -47,11 +47,12 @@
 
 {#- A condition on `run_uuid_column`: true when the incremental model does not hold the
     run built from its current inputs (a new run, or one whose inputs changed); always true
-    in a full build. -#}
-{% macro run_is_new(run_uuid_column) -%}
+    in a full build. `runs_model`: the model whose input_fingerprint the model records
+    (run_keyed_incremental's runs_model; int_runs_evaluated's are int_runs_classified's). -#}
+{% macro run_is_new(run_uuid_column, runs_model='int_runs_classified') -%}
     {%- if is_incremental() -%}
         {{ run_uuid_in(
-            runs_to_build(fingerprint_key(this.schema, this.identifier), relation_of('int_runs_classified')),
+            runs_to_build(fingerprint_key(this.schema, this.identifier), relation_of(runs_model)),
             column=run_uuid_column,
         ) }}
     {%- else -%}

@@ -6,6 +6,8 @@
 -- its registered model, or its experiment when it was never registered, and its dataset
 -- (runs scored on other targets are not comparable). Several models, experiments and
 -- datasets side by side each have their own best run; none is "the" best.
+-- Each run's paired comparison with its reference (fct_run_comparisons: the champion, else
+-- the experiment's top run) says whether it beats it beyond chance.
 with
 
 evaluation as (
@@ -18,6 +20,10 @@ runs as (
 
 model_versions as (
     select * from {{ ref('dim_model_versions') }}
+),
+
+comparisons as (
+    select * from {{ ref('fct_run_comparisons') }}
 ),
 
 -- a run registered more than once is listed under its champion version, else its latest
@@ -72,8 +78,9 @@ grouped as (
         on flagged.run_uuid = run_versions.run_uuid
 ),
 
--- one ordering for every rank: a partial evaluation after every full one, then the metrics
-{%- set ranking = 'is_partial_evaluation asc, f1_macro desc, accuracy desc, log_loss asc nulls last, started_at asc' %}
+-- one ordering for every rank (macros/leaderboard_ranking.sql): a partial evaluation after
+-- every full one, then the metrics
+{%- set ranking = leaderboard_ranking() %}
 
 ranked as (
     select
@@ -106,6 +113,17 @@ ranked as (
         group_name,
         rank() over (partition by group_kind, group_name, dataset_id order by {{ ranking }}) as group_rank
     from grouped
+),
+
+final as (
+    select
+        ranked.*,
+        comparisons.reference_run_uuid,
+        comparisons.mcnemar_p_value,
+        comparisons.is_better_beyond_chance as beats_champion_beyond_chance
+    from ranked
+    left join comparisons
+        on ranked.run_uuid = comparisons.run_uuid
 )
 
-select * from ranked
+select * from final
