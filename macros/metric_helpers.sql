@@ -22,3 +22,35 @@
 {% macro duration_seconds(start_column, end_column) -%}
     {{ dbt.datediff(start_column, end_column, 'millisecond') }} / 1000.0
 {%- endmacro %}
+
+{#- The uniform bin (0 .. n_bins - 1) of a probability, as scikit-learn's calibration_curve
+    bins it: bin b holds (b / n, (b + 1) / n], bin 0 holds 0 too, each edge computed as numpy's
+    linspace does (i * (1 / n) in doubles), so a probability on an edge lands where numpy puts
+    it. floor(p * n) is within one bin of it; the two comparisons settle the edges. -#}
+{% macro uniform_bin(probability, n_bins) -%}
+    {%- set width = '(cast(1 as ' ~ dbt.type_float() ~ ') / ' ~ n_bins ~ ')' -%}
+    {%- set candidate = 'least(greatest(cast(floor(' ~ probability ~ ' * ' ~ n_bins ~ ') as integer), 0), ' ~ (n_bins - 1) ~ ')' -%}
+    case
+        when {{ candidate }} >= 1 and {{ candidate }} * {{ width }} >= {{ probability }}
+            then {{ candidate }} - 1
+        when {{ candidate }} + 1 <= {{ n_bins - 1 }} and ({{ candidate }} + 1) * {{ width }} < {{ probability }}
+            then {{ candidate }} + 1
+        else {{ candidate }}
+    end
+{%- endmacro %}
+
+{#- One bound (`side` 'low' or 'high') of the Wilson score interval for the proportion
+    successes / trials, at z = var('interval_z'): SciPy's
+    binomtest(successes, trials).proportion_ci(method='wilson'), which is 0 (1) exactly at
+    0 (all) successes. Null without trials. -#}
+{% macro wilson_bound(successes, trials, side) -%}
+    {%- set z = var('interval_z') | float -%}
+    {%- set k = 'cast(' ~ successes ~ ' as ' ~ dbt.type_float() ~ ')' -%}
+    {%- set n = 'cast(' ~ trials ~ ' as ' ~ dbt.type_float() ~ ')' -%}
+    {%- set center = '(' ~ k ~ ' + ' ~ (z * z / 2) ~ ') / (' ~ n ~ ' + ' ~ (z * z) ~ ')' -%}
+    {%- set half = z ~ ' / (' ~ n ~ ' + ' ~ (z * z) ~ ') * sqrt(' ~ k ~ ' * (' ~ n ~ ' - ' ~ k ~ ') / ' ~ n ~ ' + ' ~ (z * z / 4) ~ ')' -%}
+    case
+        when {{ trials }} > 0 and {{ successes }} = {{ '0' if side == 'low' else trials }} then {{ '0' if side == 'low' else '1' }}
+        when {{ trials }} > 0 then {{ center }} {{ '-' if side == 'low' else '+' }} {{ half }}
+    end
+{%- endmacro %}

@@ -162,7 +162,8 @@ def _full_refresh_equals(database: wh.Warehouse) -> None:
     """The marts built incrementally equal a full refresh of the same data."""
     relations = ("marts.fct_run_evaluation", "marts.fct_class_metrics", "marts.fct_confusion_matrix",
                  "marts.fct_metric_history", "intermediate.int_run_class_scores_summarized",
-                 "intermediate.int_run_predictions_counted")  # fmt: skip
+                 "intermediate.int_run_predictions_counted", "marts.fct_roc_curve",
+                 "marts.fct_precision_recall_curve", "marts.fct_calibration_bins")  # fmt: skip
 
     def read() -> dict[str, list[tuple]]:
         with database.connect() as conn:

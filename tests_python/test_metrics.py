@@ -22,59 +22,9 @@ from conftest import CONFIG, register_wine
 from ml_eval import warehouse as wh
 from ml_eval.dbt import run_dbt
 from ml_eval.producer import predictions as pred
+from support.metric_cases import CASES, case_rows, source_rows
 
 TOLERANCE = 1e-9
-
-
-def _case_rows(name: str, sample_index: np.ndarray, truth: np.ndarray, rng: np.random.Generator):
-    """(sample indexes, predicted labels, probability rows, scored classes) of a made-up run."""
-    classes = [1, 2, 3]
-
-    def peaked(labels, strength=6.0):
-        raw = rng.dirichlet(np.ones(3), size=len(labels))
-        for row, label in zip(raw, labels, strict=True):
-            row[label - 1] += strength * rng.random()
-        return raw / raw.sum(axis=1, keepdims=True)
-
-    if name == "noisy":
-        proba = peaked(truth, 1.5)
-        return sample_index, proba.argmax(axis=1) + 1, proba, classes
-    if name == "never_predicts_class_3":
-        proba = peaked(np.where(truth == 3, 2, truth), 3.0)
-        proba[:, 2] = 0.0
-        proba /= proba.sum(axis=1, keepdims=True)
-        return sample_index, proba.argmax(axis=1) + 1, proba, classes
-    if name == "perfect":
-        proba = np.eye(3)[truth - 1] * 0.9 + 0.1 / 3
-        return sample_index, truth, proba, classes
-    if name == "all_wrong":
-        wrong = truth % 3 + 1
-        proba = np.eye(3)[wrong - 1]  # probability 0 on the true class: log loss hits eps
-        return sample_index, wrong, proba, classes
-    if name == "one_class_targets":
-        keep = truth == 2
-        proba = peaked(truth[keep], 1.0)
-        return sample_index[keep], proba.argmax(axis=1) + 1, proba, classes
-    if name == "single_prediction":
-        return sample_index[:1], np.array([2]), np.array([[0.2, 0.5, 0.3]]), classes
-    if name == "tied_scores":
-        proba = np.round(peaked(truth, 1.0), 1)
-        proba[:, 2] = 1.0 - proba[:, 0] - proba[:, 1]
-        proba = np.clip(proba, 0.0, 1.0)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return sample_index, proba.argmax(axis=1) + 1, proba, classes
-    if name == "binary":
-        keep = truth < 3
-        p2 = np.clip(0.5 + 0.35 * (truth[keep] - 1.5) + rng.normal(0, 0.3, keep.sum()), 0, 1)
-        proba = np.column_stack([1 - p2, p2])
-        return sample_index[keep], np.where(p2 >= 0.5, 2, 1), proba, [1, 2]
-    raise ValueError(name)
-
-
-CASES = [
-    "noisy", "never_predicts_class_3", "perfect", "all_wrong", "one_class_targets",
-    "single_prediction", "tied_scores", "binary",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +48,7 @@ def evaluated(warehouse: wh.Warehouse):
         pred.ensure_tables(conn, CONFIG.dataset_schema)
         for case in CASES:
             run = client.create_run(experiment_id, run_name=case)
-            indexes, predicted, proba, classes = _case_rows(case, sample_index, truth, rng)
+            indexes, predicted, proba, classes = case_rows(case, sample_index, truth, rng)
             with conn.transaction():
                 pred.write_batch(
                     conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema
@@ -114,37 +64,6 @@ def evaluated(warehouse: wh.Warehouse):
     yield database, run_cases
     with database.connect("postgres", autocommit=True) as conn:
         conn.execute(f'drop database if exists "{database.database}" with (force)')
-
-
-def _source_rows(conn, run_uuid: str):
-    """y_true, y_pred, the probability matrix and its classes, straight from the source tables."""
-    rows = conn.execute(
-        """
-        select p.prediction_id, t.class, p.class
-        from dataset.predictions as p
-        join dataset.targets as t on t.sample_index = p.sample_index
-        where p.run_uuid = %s
-        order by p.prediction_id
-        """,
-        (run_uuid,),
-    ).fetchall()
-    scores = conn.execute(
-        """
-        select s.prediction_id, s.class, s.probability
-        from dataset.prediction_scores as s
-        join dataset.predictions as p using (prediction_id)
-        where p.run_uuid = %s
-        """,
-        (run_uuid,),
-    ).fetchall()
-    classes = sorted({c for _, c, _ in scores})
-    position = {row[0]: i for i, row in enumerate(rows)}
-    proba = np.zeros((len(rows), len(classes)))
-    for prediction_id, label, probability in scores:
-        proba[position[prediction_id], classes.index(label)] = probability
-    y_true = np.array([r[1] for r in rows])
-    y_pred = np.array([r[2] for r in rows])
-    return y_true, y_pred, proba, classes
 
 
 def _expected(y_true, y_pred, proba, classes) -> dict[str, float | None]:
@@ -193,7 +112,7 @@ def test_run_metrics_equal_scikit_learn(evaluated, case):
     database, run_cases = evaluated
     run_uuid = next(r for r, c in run_cases.items() if c == case)
     with database.connect() as conn:
-        y_true, y_pred, proba, classes = _source_rows(conn, run_uuid)
+        y_true, y_pred, proba, classes = source_rows(conn, run_uuid)
         expected = _expected(y_true, y_pred, proba, classes)
         cur = conn.execute(
             f"select {', '.join(expected)} from marts.fct_run_evaluation where run_uuid = %s", (run_uuid,)
@@ -208,7 +127,7 @@ def test_confusion_matrix_and_class_metrics_equal_scikit_learn(evaluated, case):
     database, run_cases = evaluated
     run_uuid = next(r for r, c in run_cases.items() if c == case)
     with database.connect() as conn:
-        y_true, y_pred, _, _ = _source_rows(conn, run_uuid)
+        y_true, y_pred, _, _ = source_rows(conn, run_uuid)
         labels = unique_labels(y_true, y_pred)
         matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
         cells = conn.execute(

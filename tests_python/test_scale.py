@@ -33,6 +33,9 @@ TABLES = (
     "marts.fct_metric_history",
     "marts.rpt_model_leaderboard",
     "intermediate.int_run_class_scores_summarized",
+    "marts.fct_roc_curve",
+    "marts.fct_precision_recall_curve",
+    "marts.fct_calibration_bins",
 )
 INCREMENTAL = ("fct_confusion_matrix", "fct_class_metrics", "fct_metric_history", "int_run_class_scores_summarized")
 

@@ -1,11 +1,16 @@
--- What the class probabilities of each evaluated run say, per scored class: the one-vs-rest
--- ROC AUC (the Mann-Whitney statistic with average ranks for ties, the same number as the
--- area under scikit-learn's ROC curve), the log-loss terms of the predictions whose true
--- class it is, and how many predictions scored in it have probabilities that do not sum to
--- one. One pass per run over its probabilities (and one probe of each prediction's own).
--- A table, incremental by run (macros/incremental_helpers.sql): ranking sorts every score of
--- a run, so a build ranks only the runs evaluated since the last one.
+-- What the class probabilities of each evaluated run say, per scored class, from one pass per
+-- run over its probabilities: the one-vs-rest ROC AUC and average precision, the points of the
+-- ROC and precision-recall curves (scikit-learn's, drop_intermediate), the reliability bins
+-- (calibration_curve's), the log-loss and Brier terms, the top-2 hits, and the confidence bins
+-- of the predictions whose predicted class it is (expected calibration error).
+-- A table, incremental by run (macros/incremental_helpers.sql): the pass sorts every score of a
+-- run, so a build reads only the runs evaluated since the last one. The curve points are kept
+-- here as arrays, a few kB per run and class, and the curve marts unnest them: a row per point
+-- would cost more to write than the pass itself.
 {{ config(**run_keyed_incremental()) }}
+
+{%- set calibration_bins = var('calibration_bins') %}
+{%- set confidence_bins = var('confidence_bins') %}
 
 with
 
@@ -29,64 +34,163 @@ scores as not materialized (
 ),
 
 -- One run at a time (a lateral join): its predictions through the run_uuid index, their
--- scores through the scores' primary key, sorted in memory. No sort of every score of
--- every run, and only the new runs' rows in an incremental build.
--- Twice the average rank of a score is an integer, from one window: the rank of the first
--- and of the last of its ties (count(*) with the default range frame counts the ties too).
--- It is halved once per class: exact, and no numeric arithmetic per row.
--- Nothing is materialized inside: at 10,000 runs a CTE written out per run, or a hash
--- table built per run, cost more than the ranking itself (measured).
+-- scores through the scores' primary key, sorted in memory. No sort of every score of every
+-- run, and only the new runs' rows in an incremental build.
 per_class as (
     select
         runs.run_uuid,
-        run_classes.score_class,
-        run_classes.n_positive,
-        run_classes.n_negative,
-        run_classes.positive_rank_sum,
-        run_classes.positive_log_loss_sum,
-        run_classes.n_probability_sums_off
+        run_classes.*
     from runs
     -- a correlated subquery cannot be a CTE of the model: the rule does not apply
     cross join lateral (  -- noqa: ST05
         with
 
-        ranked as (
+        -- every probability of the run, with what its prediction says of it; within its
+        -- prediction, whether the probabilities sum to one and whether the class is among the
+        -- two most probable (ties go to the greater class, as top_k_accuracy_score)
+        scored as (
             select
                 scores.score_class,
                 scores.probability,
                 targets.actual_class = scores.score_class as is_positive,
-                prediction_totals.is_sum_off,
-                rank() over by_probability + count(*) over by_probability as double_average_rank
+                predictions.predicted_class = scores.score_class as is_predicted,
+                predictions.predicted_class = targets.actual_class as is_correct,
+                abs(sum(scores.probability) over by_prediction - 1)
+                > {{ var('probability_tolerance') }} as is_sum_off,
+                row_number() over by_prediction_rank <= 2 as is_top_2
             from predictions
             inner join targets
                 on predictions.sample_index = targets.sample_index
-            -- whether the prediction's probabilities sum to one: a probe of its few scores
-            cross join
-                lateral (  -- noqa: ST05
-                    select
-                        abs(sum(all_scores.probability) - 1)
-                        > {{ var('probability_tolerance') }} as is_sum_off
-                    from scores as all_scores
-                    where all_scores.prediction_id = predictions.prediction_id
-                ) as prediction_totals
             inner join scores
                 on predictions.prediction_id = scores.prediction_id
             where predictions.run_uuid = runs.run_uuid
-            window by_probability as (partition by scores.score_class order by scores.probability)
+            window
+                by_prediction as (partition by predictions.prediction_id),
+                by_prediction_rank as (
+                    partition by predictions.prediction_id
+                    order by scores.probability desc, scores.score_class desc
+                )
+        ),
+
+        -- one row per class and distinct probability: the thresholds of scikit-learn's curves
+        levels as (
+            select
+                score_class,
+                probability,
+                count(*) filter (where is_positive) as n_positive,
+                count(*) filter (where not is_positive) as n_negative,
+                count(*) filter (where is_sum_off) as n_sums_off,
+                count(*) filter (where is_positive and is_top_2) as n_top_2,
+                count(*) filter (where is_predicted) as n_predicted,
+                count(*) filter (where is_predicted and is_correct) as n_predicted_correct
+            from scored
+            group by score_class, probability
+        ),
+
+        -- from the highest threshold down: the true and false positives at or above each, and
+        -- the next threshold's counts, which say whether a point is kept on each curve
+        cumulated as (
+            select
+                score_class,
+                probability,
+                n_positive,
+                n_negative,
+                n_sums_off,
+                n_top_2,
+                n_predicted,
+                n_predicted_correct,
+                sum(n_positive) over from_top as tps,
+                sum(n_negative) over from_top as fps,
+                lead(n_positive) over from_top as next_n_positive,
+                lead(n_negative) over from_top as next_n_negative,
+                row_number() over from_top as level_number,
+                {{ uniform_bin('probability', calibration_bins) }} as calibration_bin,
+                {{ uniform_bin('probability', confidence_bins) }} as confidence_bin
+            from levels
+            window from_top as (
+                partition by score_class order by probability desc rows unbounded preceding
+            )
+        ),
+
+        -- drop_intermediate, as scikit-learn: the ROC curve keeps the first and last thresholds
+        -- and those where the slope changes (a second difference of the cumulative counts is
+        -- a first difference of the counts); the precision-recall curve keeps the first and
+        -- last and those next to a change of the true positives
+        flagged as (
+            select
+                *,
+                level_number = 1 or next_n_positive is null
+                or next_n_positive <> n_positive or next_n_negative <> n_negative as is_roc_point,
+                level_number = 1 or next_n_positive is null
+                or n_positive <> 0 or next_n_positive <> 0 as is_pr_point
+            from cumulated
         )
 
         select
             score_class,
-            count(*) filter (where is_positive) as n_positive,
-            count(*) filter (where not is_positive) as n_negative,
-            sum(double_average_rank) filter (where is_positive) / 2.0 as positive_rank_sum,
+            sum(n_positive) as n_positive,
+            sum(n_negative) as n_negative,
+            -- Mann-Whitney: each positive wins against the negatives below its threshold, and
+            -- half against those at it
+            sum(n_positive) * sum(n_negative) - sum(n_positive * fps)
+            + sum(n_positive * n_negative) / 2.0 as positive_pairs_won,
+            -- average precision: the precision at each positive's threshold, averaged over them
+            sum(n_positive * (cast(tps as {{ dbt.type_float() }}) / (tps + fps))) as positive_precision_sum,
             -- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
             -- (numpy's float64 machine epsilon), exactly as scikit-learn does
             coalesce(sum(
-                -ln(greatest(least(probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
-            ) filter (where is_positive), 0) as positive_log_loss_sum,
-            count(*) filter (where is_sum_off) as n_probability_sums_off
-        from ranked
+                n_positive
+                * -ln(greatest(least(probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
+            ), 0) as positive_log_loss_sum,
+            sum(probability * probability * (n_positive + n_negative)) as probability_square_sum,
+            sum(probability * n_positive) as positive_probability_sum,
+            sum(n_sums_off) as n_probability_sums_off,
+            sum(n_top_2) as n_top_2,
+            -- (threshold, false positives, true positives), highest threshold first
+            array_agg(
+                array[probability, cast(fps as {{ dbt.type_float() }}), cast(tps as {{ dbt.type_float() }})]
+                order by probability desc
+            ) filter (where is_roc_point) as roc_points,
+            array_agg(
+                array[probability, cast(fps as {{ dbt.type_float() }}), cast(tps as {{ dbt.type_float() }})]
+                order by probability desc
+            ) filter (where is_pr_point) as pr_points,
+            -- per uniform bin (index + 1): predictions, probability sum, positives
+            array[
+                {%- for bin in range(calibration_bins) %}
+                    coalesce(sum(n_positive + n_negative) filter (where calibration_bin = {{ bin }}), 0)
+                    {{- ',' if not loop.last }}
+                {%- endfor %}
+            ] as calibration_counts,
+            array[
+                {%- for bin in range(calibration_bins) %}
+                    coalesce(sum(probability * (n_positive + n_negative)) filter (
+                        where calibration_bin = {{ bin }}
+                    ), 0){{ ',' if not loop.last }}
+                {%- endfor %}
+            ] as calibration_probability_sums,
+            array[
+                {%- for bin in range(calibration_bins) %}
+                    coalesce(sum(n_positive) filter (where calibration_bin = {{ bin }}), 0)
+                    {{- ',' if not loop.last }}
+                {%- endfor %}
+            ] as calibration_positives,
+            -- the predictions whose predicted class this is, per confidence bin (index + 1):
+            -- predictions, their predicted class's probability summed, correct ones
+            sum(n_predicted) as n_predicted,
+            array[
+                {%- for bin in range(confidence_bins) %}
+                    coalesce(sum(probability * n_predicted) filter (where confidence_bin = {{ bin }}), 0)
+                    {{- ',' if not loop.last }}
+                {%- endfor %}
+            ] as confidence_probability_sums,
+            array[
+                {%- for bin in range(confidence_bins) %}
+                    coalesce(sum(n_predicted_correct) filter (where confidence_bin = {{ bin }}), 0)
+                    {{- ',' if not loop.last }}
+                {%- endfor %}
+            ] as confidence_correct
+        from flagged
         group by score_class
     ) as run_classes
 ),
@@ -95,19 +199,31 @@ final as (
     select
         run_uuid,
         score_class,
-        n_positive,
-        n_negative,
+        cast(n_positive as bigint) as n_positive,
+        cast(n_negative as bigint) as n_negative,
         case
             when n_positive > 0 and n_negative > 0
                 then
-                    (
-                        cast(positive_rank_sum as {{ dbt.type_float() }})
-                        - n_positive * (n_positive + 1) / 2.0
-                    )
+                    cast(positive_pairs_won as {{ dbt.type_float() }})
                     / (cast(n_positive as {{ dbt.type_float() }}) * n_negative)
         end as roc_auc,
+        -- 0 for a class no prediction is of, as average_precision_score (recall is then 1)
+        case
+            when n_positive > 0 then positive_precision_sum / n_positive else 0
+        end as average_precision,
         positive_log_loss_sum,
-        n_probability_sums_off
+        probability_square_sum,
+        positive_probability_sum,
+        cast(n_probability_sums_off as bigint) as n_probability_sums_off,
+        cast(n_top_2 as bigint) as n_top_2,
+        roc_points,
+        pr_points,
+        cast(calibration_counts as bigint[]) as calibration_counts,
+        cast(calibration_probability_sums as {{ dbt.type_float() }}[]) as calibration_probability_sums,
+        cast(calibration_positives as bigint[]) as calibration_positives,
+        cast(n_predicted as bigint) as n_predicted,
+        cast(confidence_probability_sums as {{ dbt.type_float() }}[]) as confidence_probability_sums,
+        cast(confidence_correct as bigint[]) as confidence_correct
     from per_class
 )
 

@@ -12,6 +12,12 @@ confusion as (
     {{ where_run_is_new(ref('int_runs_evaluated')) }}
 ),
 
+-- the average precision of each scored class of those runs
+class_scores as (
+    select * from {{ ref('int_run_class_scores_summarized') }}
+    {{ where_run_is_new(ref('int_runs_evaluated')) }}
+),
+
 run_totals as (
     select
         run_uuid,
@@ -64,19 +70,26 @@ counts as (
 
 final as (
     select
-        run_uuid,
-        class_label,
-        class_name,
-        support,
-        tp,
-        fp,
-        fn,
-        tn,
-        {{ safe_ratio('tp', 'tp + fp') }} as precision,
-        {{ safe_ratio('tp', 'tp + fn') }} as recall,
-        {{ safe_ratio('2 * tp', '2 * tp + fp + fn') }} as f1,
-        {{ safe_ratio('tn', 'tn + fp') }} as specificity
+        counts.run_uuid,
+        counts.class_label,
+        counts.class_name,
+        counts.support,
+        counts.tp,
+        counts.fp,
+        counts.fn,
+        counts.tn,
+        {{ safe_ratio('counts.tp', 'counts.tp + counts.fp') }} as precision,
+        {{ safe_ratio('counts.tp', 'counts.tp + counts.fn') }} as recall,
+        {{ safe_ratio('2 * counts.tp', '2 * counts.tp + counts.fp + counts.fn') }} as f1,
+        {{ safe_ratio('counts.tn', 'counts.tn + counts.fp') }} as specificity,
+        {{ wilson_bound('counts.tp', 'counts.support', 'low') }} as recall_ci_low,
+        {{ wilson_bound('counts.tp', 'counts.support', 'high') }} as recall_ci_high,
+        class_scores.average_precision
     from counts
+    left join class_scores
+        on
+            counts.run_uuid = class_scores.run_uuid
+            and counts.class_label = class_scores.score_class
 )
 
 select * from final

@@ -90,8 +90,24 @@ score_summary as (
             when count(*) = 2 then max(roc_auc) filter (where score_class = max_class)
             when bool_and(roc_auc is not null) then avg(roc_auc)
         end as roc_auc,
+        case
+            when count(*) = 2 then max(average_precision) filter (where score_class = max_class)
+            else avg(average_precision)
+        end as average_precision_macro,
         cast(sum(n_positive) as bigint) as n_scored_truths,
         sum(positive_log_loss_sum) as scored_log_loss_sum,
+        -- the squared errors of the scored classes: sum of p^2, less twice the true class's p,
+        -- plus one per scored truth; halved with two classes, as brier_score_loss
+        sum(probability_square_sum) - 2 * sum(positive_probability_sum) + sum(n_positive) as scored_brier_sum,
+        count(*) < 3 as is_brier_halved,
+        cast(sum(n_top_2) as bigint) as n_top_2,
+        -- top-label calibration: per confidence bin, |correct - sum of confidences|
+        (
+            {%- for bin in range(var('confidence_bins')) %}
+                abs(sum(confidence_correct[{{ bin + 1 }}]) - sum(confidence_probability_sums[{{ bin + 1 }}]))
+                {{- ' +' if not loop.last }}
+            {%- endfor %}
+        ) / nullif(sum(n_predicted), 0) as expected_calibration_error,
         sum(n_probability_sums_off) = 0 as probabilities_sum_to_one
     from (
         select
@@ -249,6 +265,18 @@ metrics as (
                 / class_summary.n_predictions
         end as log_loss,
         case when unscored_truths.run_uuid is null then score_summary.roc_auc end as roc_auc,
+        score_summary.average_precision_macro,
+        -- an unscored true class has probability 0: a squared error of 1
+        (
+            score_summary.scored_brier_sum
+            + (class_summary.n_predictions - score_summary.n_scored_truths)
+        )
+        / class_summary.n_predictions
+        * case when score_summary.is_brier_halved then 0.5 else 1 end as brier_score,
+        score_summary.expected_calibration_error,
+        cast(score_summary.n_top_2 as {{ dbt.type_float() }}) / class_summary.n_predictions as top_2_accuracy,
+        {{ wilson_bound('class_summary.n_correct', 'class_summary.n_predictions', 'low') }} as accuracy_ci_low,
+        {{ wilson_bound('class_summary.n_correct', 'class_summary.n_predictions', 'high') }} as accuracy_ci_high,
         score_summary.probabilities_sum_to_one,
         {%- for metric in compared_columns %}
             logged.logged_{{ metric }},

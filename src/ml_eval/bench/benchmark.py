@@ -7,7 +7,9 @@ afterwards unless --keep):
 1. load the seeds (`dbt seed`), generate the runs (MLflow client + COPY), vacuum analyze;
 2. full build: `dbt run --full-refresh --select +path:models/marts/evaluation` as a child
    process: wall time, SQL time (the sum of the models' `execution_time` in
-   run_results.json), peak RSS of the dbt process;
+   run_results.json), peak RSS of the dbt process; then each curve mart (a view over the
+   arrays of int_run_class_scores_summarized) written out as a table, as the publish copies
+   it: its rows, seconds and size, and the size of the table of arrays;
 3. incremental builds: the same `dbt run` without --full-refresh, first with nothing new
    (what every build costs: dbt's work per model, and the models rebuilt whole, which read
    a row or a few per run), then after one more run was generated; between the two,
@@ -222,6 +224,8 @@ class SizeResult:
     pandas: dict | None = None
     sync_full: SyncTiming | None = None
     sync_one_run: SyncTiming | None = None
+    curves: dict[str, tuple[int, float, int]] = field(default_factory=dict)  # mart -> rows, seconds, bytes
+    summary_bytes: int | None = None
 
     @property
     def predictions(self) -> int:
@@ -341,6 +345,36 @@ def floor_seconds(
     return best
 
 
+CURVE_MARTS = ("fct_roc_curve", "fct_precision_recall_curve", "fct_calibration_bins")
+SUMMARY_TABLE = "int_run_class_scores_summarized"
+
+
+def curve_costs(warehouse: wh.Warehouse) -> tuple[dict[str, tuple[int, float, int]], int | None]:
+    """What the curve marts cost a publish: each view written out as a table (rows, seconds,
+    bytes), as publish_marts copies it; and the size of the table whose arrays they unnest."""
+    costs: dict[str, tuple[int, float, int]] = {}
+    with warehouse.connect(autocommit=True) as conn:
+        for mart in CURVE_MARTS:
+            schema = conn.execute(
+                "select table_schema from information_schema.views where table_name = %s", (mart,)
+            ).fetchone()
+            if schema is None:
+                continue
+            started = time.perf_counter()
+            conn.execute(f'create temporary table bench_curve as select * from "{schema[0]}"."{mart}"')
+            seconds = time.perf_counter() - started
+            rows, size = conn.execute(
+                "select count(*), pg_total_relation_size('bench_curve') from bench_curve"
+            ).fetchone()
+            conn.execute("drop table bench_curve")
+            costs[mart] = (rows, seconds, size)
+        summary = conn.execute(
+            "select pg_total_relation_size(c.oid) from pg_class as c where c.relname = %s and c.relkind = 'r'",
+            (SUMMARY_TABLE,),
+        ).fetchone()
+    return costs, summary[0] if summary else None
+
+
 def bench_size(
     base: wh.Warehouse, config: Config, runs: int, samples: int, *, work: Path, seed: int, pandas_max: int, keep: bool,
     pg_options: str, threads: int, report,
@@ -376,6 +410,7 @@ def bench_size(
             ["run", "--full-refresh", "--select", SELECTION], warehouse, config, work, pg_options
         )
         report(f"{runs}x{samples}: full build {result.full.wall:.1f} s wall, {result.full.sql:.1f} s SQL")
+        result.curves, result.summary_bytes = curve_costs(warehouse)
         result.nothing_new = run_dbt_timed(["run", "--select", SELECTION], warehouse, config, work, pg_options)
         copy = warehouse.with_database(f"{warehouse.database}_sync")
         wh.ensure_database(copy, fresh=True)
@@ -492,6 +527,14 @@ def table(results: list[SizeResult]) -> list[str]:
     row("  after one new run (rows written)", [
         f"{_seconds(r.sync_one_run.seconds)} ({r.sync_one_run.rows_written:,})" if r.sync_one_run else "-"
         for r in results
+    ])  # fmt: skip
+    for mart in CURVE_MARTS:
+        row(f"{mart}: rows, written as a table", [
+            f"{r.curves[mart][0]:,} rows, {_seconds(r.curves[mart][1])}, {r.curves[mart][2] / 1e6:.1f} MB"
+            if mart in r.curves else "-" for r in results
+        ])  # fmt: skip
+    row(f"{SUMMARY_TABLE}: size (curve arrays)", [
+        f"{r.summary_bytes / 1e6:.1f} MB" if r.summary_bytes is not None else "-" for r in results
     ])  # fmt: skip
     row("floor: group-by count", [_seconds(r.floor) for r in results])
     row("log-loss floor: true-class probability", [_seconds(r.log_loss_floor) for r in results])
