@@ -276,6 +276,13 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
         "select distinct metric_key from {schema}.fct_metric_history"
         " group by run_uuid, metric_key having count(distinct step) > 1",
     )
+    featured = [run_uuid for section in group_sections(dom) for run_uuid in section.cards]
+    curves = {
+        kind: len(
+            set(featured) & {r["run_uuid"] for r in query(built, f"select distinct run_uuid from {{schema}}.{mart}")}
+        )
+        for kind, mart in DEPTH_CHARTS.items()
+    }
     compared = {r["run_uuid"] for r in query(built, "select run_uuid from {schema}.fct_run_comparisons")}
     assert (
         kinds
@@ -285,11 +292,14 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
                 "class-bars": shown,
                 "history": len(series),
                 "comparison": sum(len(rows) > 1 for rows in groups),
+                **curves,
+                "intervals": len(groups),
                 "mcnemar": sum(any(r["run_uuid"] in compared for r in rows) for rows in groups),
             }
         )
         - Counter()
     )
+    assert curves["roc"] == curves["precision-recall"] == curves["reliability"] == shown, "every top run has curves"
 
 
 def test_leaderboard_equals_rpt_model_leaderboard(dom: Elements, leaderboard: list[dict]):
@@ -449,6 +459,89 @@ def curve_mismatches(dom: Elements, mart_rows: list[dict], curve: str, columns: 
     on_page = Counter(tuple(_value(m.get(f"data-{c.replace('_', '-')}"), like[c]) for c in columns) for m in marks)
     expected = Counter(tuple(r[c] for c in columns) for r in rows)
     return on_page - expected, expected - on_page
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_curves_equal_their_marts(curve: str, dom: Elements, shown_runs: list[str], built: wh.Warehouse):
+    """Every point of the top runs' ROC and precision-recall curves and every reliability bin
+    is on the page with the mart's exact values; a point is drawn when it is defined."""
+    mart, columns = CURVES[curve]
+    rows = query(built, f"select {', '.join(columns)} from {{schema}}.{mart}")
+    assert {r["run_uuid"] for r in rows} >= set(shown_runs), f"{mart} lacks a top run"
+    assert curve_mismatches(dom, rows, curve, columns, shown_runs) == (Counter(), Counter())
+    x, y = {"roc": ("fpr", "tpr"), "precision-recall": ("recall", "precision"), "calibration": (
+        "mean_predicted_probability", "observed_frequency")}[curve]  # fmt: skip
+    for tag, attrs in dom.found:
+        if attrs.get("data-curve") == curve:
+            defined = attrs[f"data-{x.replace('_', '-')}"] != "" and attrs[f"data-{y.replace('_', '-')}"] != ""
+            assert (tag == "circle") == defined, attrs
+
+
+def test_curve_check_fails_on_a_wrong_point(built: wh.Warehouse, chromium: Path, tmp_path: Path):
+    """The comparison above can fail: one TPR and one observed frequency changed, one PR point
+    dropped, and each curve's check reports it."""
+    read = report_data.load(built, SCHEMA)
+    depth = read.depth
+    assert depth.roc and depth.precision_recall and depth.calibration, "the built schema holds the depth marts"
+    run = report_data.featured_runs(report_data.groups(read.leaderboard)[0])[0].run_uuid
+    roc, pr, bins = list(depth.roc[run]), list(depth.precision_recall[run]), list(depth.calibration[run])
+    roc[-1] = dataclasses.replace(roc[-1], tpr=(roc[-1].tpr or 0) / 2 + 0.01)
+    bins[0] = dataclasses.replace(bins[0], observed_frequency=bins[0].observed_frequency + 1e-9)
+    tampered = dataclasses.replace(
+        depth,
+        roc={**depth.roc, run: roc},
+        precision_recall={**depth.precision_recall, run: pr[1:]},
+        calibration={**depth.calibration, run: bins},
+    )
+    page = tmp_path / "tampered.html"
+    page.write_text(report_page.render(dataclasses.replace(read, depth=tampered)), encoding="utf-8")
+    wrong = Elements(run_chromium(chromium, page, "--dump-dom"))
+    for curve, (mart, columns) in CURVES.items():
+        rows = query(built, f"select {', '.join(columns)} from {{schema}}.{mart}")
+        assert curve_mismatches(wrong, rows, curve, columns, [run]) != (Counter(), Counter()), curve
+
+
+def test_accuracy_intervals_equal_fct_run_evaluation(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+    """Each section's error bars: every listed run, in rank order, with fct_run_evaluation's
+    accuracy and 95% Wilson interval; each top run's card states its calibration summary."""
+    evaluation = {r["run_uuid"]: r for r in query(built, "select * from {schema}.fct_run_evaluation")}
+    sections = group_sections(dom)
+    points = [p for p in dom.select("circle") if "data-accuracy-ci-low" in p]
+    groups = by_group(leaderboard)
+    assert [p["data-run-uuid"] for p in points] == [r["run_uuid"] for rows in groups.values() for r in rows]
+    for point in points:
+        mart = evaluation[point["data-run-uuid"]]
+        for column in ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "n_predictions"):
+            assert _value(point[f"data-{column.replace('_', '-')}"], mart[column]) == mart[column], column
+        assert mart["accuracy_ci_low"] <= mart["accuracy"] <= mart["accuracy_ci_high"]
+    cards = {p["data-run-uuid"]: p for p in dom.select("p") if "data-brier-score" in p}
+    assert sorted(cards) == sorted(run for section in sections for run in section.cards)
+    summary = ("accuracy_ci_low", "accuracy_ci_high", "average_precision_macro", "brier_score",
+               "expected_calibration_error", "top_2_accuracy")  # fmt: skip
+    for run_uuid, shown in cards.items():
+        for column in summary:
+            mart = evaluation[run_uuid][column]
+            assert _value(shown[f"data-{column.replace('_', '-')}"], mart) == mart, (run_uuid, column)
+
+
+def test_recall_intervals_equal_fct_class_metrics(dom: Elements, shown_runs: list[str], built: wh.Warehouse):
+    mart = query(built, "select run_uuid, class_label, recall_ci_low, recall_ci_high from {schema}.fct_class_metrics")
+    whiskers = [w for w in dom.select("line") if "data-recall-ci-low" in w]
+    on_page = Counter(
+        (
+            w["data-run-uuid"],
+            int(w["data-class-label"]),
+            float(w["data-recall-ci-low"]),
+            float(w["data-recall-ci-high"]),
+        )
+        for w in whiskers
+    )
+    expected = Counter(
+        (r["run_uuid"], r["class_label"], r["recall_ci_low"], r["recall_ci_high"])
+        for r in mart
+        if r["run_uuid"] in shown_runs and r["recall_ci_low"] is not None
+    )
+    assert on_page == expected and expected
 
 
 def test_comparisons_equal_fct_run_comparisons(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
@@ -677,4 +770,5 @@ def test_exposure_lists_the_marts_the_report_reads():
     exposures = yaml.safe_load((PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
     page = next(e for e in exposures if e["name"] == "evaluation_report")
     assert page["type"] == "dashboard" and "target/report/index.html" in page["url"]
-    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report_data.MARTS)
+    read = (*report_data.MARTS, *report_data.DEPTH_MARTS)
+    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in read)
