@@ -27,6 +27,11 @@ leaderboard as (
     select run_uuid from {{ ref('rpt_model_leaderboard') }}
 ),
 
+-- every evaluated run is compared with its reference (itself, for the reference)
+run_comparisons as (
+    select run_uuid from {{ ref('fct_run_comparisons') }}
+),
+
 -- the graph's Experiment nodes are MLflow runs
 lineage_runs as (
     select properties ->> 'run_uuid' as run_uuid
@@ -68,6 +73,12 @@ comparisons as (
     from leaderboard
     union all
     select
+        'fct_run_comparisons' as mart,
+        'int_runs_evaluated' as run_set,
+        run_uuid
+    from run_comparisons
+    union all
+    select
         'lineage_nodes (Experiment)' as mart,
         'int_runs_classified' as run_set,
         run_uuid
@@ -102,6 +113,10 @@ marts as (
     union all
     select
         'rpt_model_leaderboard' as mart,
+        'int_runs_evaluated' as run_set
+    union all
+    select
+        'fct_run_comparisons' as mart,
         'int_runs_evaluated' as run_set
     union all
     select

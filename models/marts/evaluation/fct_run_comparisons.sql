@@ -93,7 +93,10 @@ tails as (
                             when i = 0 then 0
                             else
                                 cast(ln(
-                                    cast(paired.n_run_only_correct + paired.n_reference_only_correct - i + 1 as float8)
+                                    cast(
+                                        paired.n_run_only_correct + paired.n_reference_only_correct - i + 1
+                                        as {{ dbt.type_float() }}
+                                    )
                                     / i
                                 ) as numeric)
                         end
@@ -103,8 +106,8 @@ tails as (
 
             scaled as (
                 select
-                    cast(log_binomial as float8) as log_binomial,
-                    cast(max(log_binomial) over () as float8) as log_largest
+                    cast(log_binomial as {{ dbt.type_float() }}) as log_binomial,
+                    cast(max(log_binomial) over () as {{ dbt.type_float() }}) as log_largest
                 from terms
             )
 
@@ -117,7 +120,7 @@ tails as (
                     end
                 ))
                 + (1 - paired.n_run_only_correct - paired.n_reference_only_correct)
-                * ln(cast(2 as float8)) as log_p_value
+                * ln(cast(2 as {{ dbt.type_float() }})) as log_p_value
             from scaled
         ) as tail
     where paired.n_run_only_correct <> paired.n_reference_only_correct
@@ -132,10 +135,10 @@ tested as (
         paired.n_run_only_correct,
         paired.n_reference_only_correct,
         case
-            when tails.log_p_value is null then cast(1 as float8)
+            when tails.log_p_value is null then cast(1 as {{ dbt.type_float() }})
             -- below float8's least positive value
-            when tails.log_p_value < -745 then cast(0 as float8)
-            else least(cast(1 as float8), exp(tails.log_p_value))
+            when tails.log_p_value < -745 then cast(0 as {{ dbt.type_float() }})
+            else least(cast(1 as {{ dbt.type_float() }}), exp(tails.log_p_value))
         end as mcnemar_p_value
     from paired
     left join tails

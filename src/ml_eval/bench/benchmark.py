@@ -514,13 +514,19 @@ def table(results: list[SizeResult]) -> list[str]:
     row("generate: COPY rows", [_seconds(r.copy_seconds) for r in results])
     row("full build: wall", [_seconds(build(r, "full", "wall")) for r in results])
     row("full build: SQL (models)", [_seconds(build(r, "full", "sql")) for r in results])
-    for model in ("int_run_class_scores_summarized", "fct_confusion_matrix"):
+    for model in ("int_run_class_scores_summarized", "fct_confusion_matrix", "fct_run_comparisons"):
         row(f"  of which {model}", [_seconds(r.full.model_seconds.get(model)) if r.full else "-" for r in results])
     row("  of which evaluation models", [_seconds(build(r, "full", "evaluation_sql")) for r in results])
     row("incremental, nothing new: SQL", [_seconds(build(r, "nothing_new", "sql")) for r in results])
+    row("  of which fct_run_comparisons", [
+        _seconds(r.nothing_new.model_seconds.get("fct_run_comparisons")) if r.nothing_new else "-" for r in results
+    ])  # fmt: skip
     row("+1 run incremental: wall", [_seconds(build(r, "incremental", "wall")) for r in results])
     row("+1 run incremental: SQL", [_seconds(build(r, "incremental", "sql")) for r in results])
     row("  of which evaluation models", [_seconds(build(r, "incremental", "evaluation_sql")) for r in results])
+    row("  of which fct_run_comparisons", [
+        _seconds(r.incremental.model_seconds.get("fct_run_comparisons")) if r.incremental else "-" for r in results
+    ])  # fmt: skip
     row("sync of the runs (sync-mlflow): full", [
         f"{_seconds(r.sync_full.seconds)} ({r.sync_full.rows_read:,} rows)" if r.sync_full else "-" for r in results
     ])  # fmt: skip
