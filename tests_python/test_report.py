@@ -161,6 +161,7 @@ class SectionDom:
     versus: list[dict] = dataclasses.field(default_factory=list)
     cards: list[str] = dataclasses.field(default_factory=list)
     values: list[dict] = dataclasses.field(default_factory=list)  # the compared metrics' cells and bars
+    depth: list[dict] = dataclasses.field(default_factory=list)  # curve points, interval dots, comparison bars
 
 
 def group_sections(dom: Elements) -> list[SectionDom]:
@@ -183,6 +184,8 @@ def group_sections(dom: Elements) -> list[SectionDom]:
             current.cards.append(attrs["data-run-uuid"])
         elif "data-metric" in attrs and "data-value" in attrs and "data-class-label" not in attrs:
             current.values.append(attrs)
+        if current is not None and ({"data-curve", "data-side", "data-accuracy-ci-low"} & set(attrs)):
+            current.depth.append(attrs)
     return found
 
 
