@@ -124,74 +124,90 @@ per_class as (
                 level_number = 1 or next_n_positive is null
                 or n_positive <> 0 or next_n_positive <> 0 as is_pr_point
             from cumulated
+        ),
+
+        -- per class: the counts and sums every metric of the probabilities needs, and the curves
+        class_totals as (
+            select
+                score_class,
+                sum(n_positive) as n_positive,
+                sum(n_negative) as n_negative,
+                -- Mann-Whitney: each positive wins against the negatives below its threshold,
+                -- and half against those at it
+                sum(n_positive) * sum(n_negative) - sum(n_positive * fps)
+                + sum(n_positive * n_negative) / 2.0 as positive_pairs_won,
+                -- average precision: the precision at each positive's threshold, averaged over them
+                sum(n_positive * (cast(tps as {{ dbt.type_float() }}) / (tps + fps))) as positive_precision_sum,
+                -- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
+                -- (numpy's float64 machine epsilon), exactly as scikit-learn does
+                coalesce(sum(
+                    n_positive
+                    * -ln(greatest(least(probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
+                ), 0) as positive_log_loss_sum,
+                sum(probability * probability * (n_positive + n_negative)) as probability_square_sum,
+                sum(probability * n_positive) as positive_probability_sum,
+                sum(n_sums_off) as n_probability_sums_off,
+                sum(n_top_2) as n_top_2,
+                -- the curves' points, highest threshold first, one array per coordinate (a
+                -- curve mart unnests them together, reading each array once)
+                array_agg(probability order by probability desc) filter (where is_roc_point) as roc_thresholds,
+                array_agg(fps order by probability desc) filter (where is_roc_point) as roc_false_positives,
+                array_agg(tps order by probability desc) filter (where is_roc_point) as roc_true_positives,
+                array_agg(probability order by probability desc) filter (where is_pr_point) as pr_thresholds,
+                array_agg(fps order by probability desc) filter (where is_pr_point) as pr_false_positives,
+                array_agg(tps order by probability desc) filter (where is_pr_point) as pr_true_positives
+            from flagged
+            group by score_class
+        ),
+
+        -- per class and non-empty uniform bin: predictions, their probability sum, positives
+        calibration as (
+            select
+                score_class,
+                array_agg(calibration_bin order by calibration_bin) as calibration_bins,
+                array_agg(n_binned order by calibration_bin) as calibration_counts,
+                array_agg(probability_sum order by calibration_bin) as calibration_probability_sums,
+                array_agg(n_positive order by calibration_bin) as calibration_positives
+            from (
+                select
+                    score_class,
+                    calibration_bin,
+                    sum(n_positive + n_negative) as n_binned,
+                    sum(probability * (n_positive + n_negative)) as probability_sum,
+                    sum(n_positive) as n_positive
+                from flagged
+                group by score_class, calibration_bin
+            ) as binned
+            group by score_class
+        ),
+
+        -- the run's top-label calibration: its predictions by the confidence bin of their
+        -- predicted class's probability, sum over bins of |correct - sum of confidences| / N
+        confidence as (
+            select sum(abs(n_correct - confidence_sum)) / sum(n_confident) as expected_calibration_error
+            from (
+                select
+                    confidence_bin,
+                    sum(n_predicted) as n_confident,
+                    sum(probability * n_predicted) as confidence_sum,
+                    sum(n_predicted_correct) as n_correct
+                from flagged
+                where n_predicted > 0
+                group by confidence_bin
+            ) as confident
         )
 
         select
-            score_class,
-            sum(n_positive) as n_positive,
-            sum(n_negative) as n_negative,
-            -- Mann-Whitney: each positive wins against the negatives below its threshold, and
-            -- half against those at it
-            sum(n_positive) * sum(n_negative) - sum(n_positive * fps)
-            + sum(n_positive * n_negative) / 2.0 as positive_pairs_won,
-            -- average precision: the precision at each positive's threshold, averaged over them
-            sum(n_positive * (cast(tps as {{ dbt.type_float() }}) / (tps + fps))) as positive_precision_sum,
-            -- log loss clips each probability to [eps, 1 - eps], eps = 2.220446049250313e-16
-            -- (numpy's float64 machine epsilon), exactly as scikit-learn does
-            coalesce(sum(
-                n_positive
-                * -ln(greatest(least(probability, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
-            ), 0) as positive_log_loss_sum,
-            sum(probability * probability * (n_positive + n_negative)) as probability_square_sum,
-            sum(probability * n_positive) as positive_probability_sum,
-            sum(n_sums_off) as n_probability_sums_off,
-            sum(n_top_2) as n_top_2,
-            -- (threshold, false positives, true positives), highest threshold first
-            array_agg(
-                array[probability, cast(fps as {{ dbt.type_float() }}), cast(tps as {{ dbt.type_float() }})]
-                order by probability desc
-            ) filter (where is_roc_point) as roc_points,
-            array_agg(
-                array[probability, cast(fps as {{ dbt.type_float() }}), cast(tps as {{ dbt.type_float() }})]
-                order by probability desc
-            ) filter (where is_pr_point) as pr_points,
-            -- per uniform bin (index + 1): predictions, probability sum, positives
-            array[
-                {%- for bin in range(calibration_bins) %}
-                    coalesce(sum(n_positive + n_negative) filter (where calibration_bin = {{ bin }}), 0)
-                    {{- ',' if not loop.last }}
-                {%- endfor %}
-            ] as calibration_counts,
-            array[
-                {%- for bin in range(calibration_bins) %}
-                    coalesce(sum(probability * (n_positive + n_negative)) filter (
-                        where calibration_bin = {{ bin }}
-                    ), 0){{ ',' if not loop.last }}
-                {%- endfor %}
-            ] as calibration_probability_sums,
-            array[
-                {%- for bin in range(calibration_bins) %}
-                    coalesce(sum(n_positive) filter (where calibration_bin = {{ bin }}), 0)
-                    {{- ',' if not loop.last }}
-                {%- endfor %}
-            ] as calibration_positives,
-            -- the predictions whose predicted class this is, per confidence bin (index + 1):
-            -- predictions, their predicted class's probability summed, correct ones
-            sum(n_predicted) as n_predicted,
-            array[
-                {%- for bin in range(confidence_bins) %}
-                    coalesce(sum(probability * n_predicted) filter (where confidence_bin = {{ bin }}), 0)
-                    {{- ',' if not loop.last }}
-                {%- endfor %}
-            ] as confidence_probability_sums,
-            array[
-                {%- for bin in range(confidence_bins) %}
-                    coalesce(sum(n_predicted_correct) filter (where confidence_bin = {{ bin }}), 0)
-                    {{- ',' if not loop.last }}
-                {%- endfor %}
-            ] as confidence_correct
-        from flagged
-        group by score_class
+            class_totals.*,
+            calibration.calibration_bins,
+            calibration.calibration_counts,
+            calibration.calibration_probability_sums,
+            calibration.calibration_positives,
+            confidence.expected_calibration_error
+        from class_totals
+        inner join calibration
+            on class_totals.score_class = calibration.score_class
+        cross join confidence
     ) as run_classes
 ),
 
@@ -216,14 +232,17 @@ final as (
         positive_probability_sum,
         cast(n_probability_sums_off as bigint) as n_probability_sums_off,
         cast(n_top_2 as bigint) as n_top_2,
-        roc_points,
-        pr_points,
+        roc_thresholds,
+        cast(roc_false_positives as bigint[]) as roc_false_positives,
+        cast(roc_true_positives as bigint[]) as roc_true_positives,
+        pr_thresholds,
+        cast(pr_false_positives as bigint[]) as pr_false_positives,
+        cast(pr_true_positives as bigint[]) as pr_true_positives,
+        cast(calibration_bins as integer[]) as calibration_bins,
         cast(calibration_counts as bigint[]) as calibration_counts,
-        cast(calibration_probability_sums as {{ dbt.type_float() }}[]) as calibration_probability_sums,
+        calibration_probability_sums,
         cast(calibration_positives as bigint[]) as calibration_positives,
-        cast(n_predicted as bigint) as n_predicted,
-        cast(confidence_probability_sums as {{ dbt.type_float() }}[]) as confidence_probability_sums,
-        cast(confidence_correct as bigint[]) as confidence_correct
+        expected_calibration_error
     from per_class
 )
 

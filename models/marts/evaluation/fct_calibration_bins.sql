@@ -17,21 +17,24 @@ final as (
     select
         class_scores.run_uuid,
         class_scores.score_class as class_label,
-        cast(bins.bin_index as integer) as bin_index,
+        bins.bin_index,
         -- the edges as numpy's linspace(0, 1, n_bins + 1) has them
         bins.bin_index * (cast(1 as {{ dbt.type_float() }}) / {{ n_bins }}) as bin_lower,
         case
             when bins.bin_index = {{ n_bins - 1 }} then cast(1 as {{ dbt.type_float() }})
             else (bins.bin_index + 1) * (cast(1 as {{ dbt.type_float() }}) / {{ n_bins }})
         end as bin_upper,
-        class_scores.calibration_counts[bins.bin_index + 1] as n_predictions,
-        class_scores.calibration_probability_sums[bins.bin_index + 1]
-        / class_scores.calibration_counts[bins.bin_index + 1] as mean_predicted_probability,
-        cast(class_scores.calibration_positives[bins.bin_index + 1] as {{ dbt.type_float() }})
-        / class_scores.calibration_counts[bins.bin_index + 1] as observed_frequency
+        bins.n_predictions,
+        bins.probability_sum / bins.n_predictions as mean_predicted_probability,
+        cast(bins.n_positive as {{ dbt.type_float() }}) / bins.n_predictions as observed_frequency
     from class_scores
-    cross join lateral generate_series(0, {{ n_bins - 1 }}) as bins (bin_index)
-    where class_scores.calibration_counts[bins.bin_index + 1] > 0
+    -- the non-empty bins, as stored
+    cross join lateral unnest(
+        class_scores.calibration_bins,
+        class_scores.calibration_counts,
+        class_scores.calibration_probability_sums,
+        class_scores.calibration_positives
+    ) as bins (bin_index, n_predictions, probability_sum, n_positive)
 )
 
 select * from final

@@ -12,24 +12,39 @@ class_scores as (
     select * from {{ ref('int_run_class_scores_summarized') }}
 ),
 
--- the stored points are highest threshold first; the curve lists them lowest first
-points as (
+-- the stored points, highest threshold first (position 1)
+stored_points as (
     select
         class_scores.run_uuid,
         class_scores.score_class,
         class_scores.n_positive,
-        cast(positions.point_index as integer) as point_index,
-        -- out of the array (the last point) each is null
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][1] as threshold,
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][2] as false_positives,
-        class_scores.pr_points[positions.n_points - positions.point_index + 1][3] as true_positives
+        cast(cardinality(class_scores.pr_thresholds) - listed.position + 1 as integer) as point_index,
+        listed.threshold,
+        listed.false_positives,
+        listed.true_positives
     from class_scores
-    cross join lateral (
-        select
-            array_length(class_scores.pr_points, 1) as n_points,
-            point_index
-        from generate_series(1, array_length(class_scores.pr_points, 1) + 1) as listed (point_index)
-    ) as positions
+    cross join lateral unnest(
+        class_scores.pr_thresholds, class_scores.pr_false_positives, class_scores.pr_true_positives
+    ) with ordinality as listed (threshold, false_positives, true_positives, position)
+),
+
+-- after the lowest threshold, the point without one (precision 1, recall 0)
+last_points as (
+    select
+        run_uuid,
+        score_class,
+        n_positive,
+        cast(cardinality(pr_thresholds) + 1 as integer) as point_index,
+        cast(null as {{ dbt.type_float() }}) as threshold,
+        cast(null as bigint) as false_positives,
+        cast(null as bigint) as true_positives
+    from class_scores
+),
+
+points as (
+    select * from stored_points
+    union all
+    select * from last_points
 ),
 
 final as (
@@ -40,13 +55,13 @@ final as (
         threshold,
         case
             when true_positives is null then 1
-            else true_positives / (true_positives + false_positives)
+            else cast(true_positives as {{ dbt.type_float() }}) / (true_positives + false_positives)
         end as precision,
         -- with no positive, scikit-learn sets recall to 1 at every threshold
         case
             when true_positives is null then 0
             when n_positive = 0 then 1
-            else true_positives / n_positive
+            else cast(true_positives as {{ dbt.type_float() }}) / n_positive
         end as recall
     from points
 )

@@ -18,19 +18,19 @@ final as (
         class_scores.run_uuid,
         class_scores.score_class as class_label,
         cast(points.point_index as integer) as point_index,
-        case
-            when points.point_index = 1 then cast('Infinity' as {{ dbt.type_float() }})
-            else class_scores.roc_points[points.point_index - 1][1]
-        end as threshold,
-        cast(coalesce(class_scores.roc_points[points.point_index - 1][2], 0) as bigint) as false_positives,
-        cast(coalesce(class_scores.roc_points[points.point_index - 1][3], 0) as bigint) as true_positives,
+        points.threshold,
+        points.false_positives,
+        points.true_positives,
         -- undefined (null; scikit-learn's nan) for a class with no negatives or no positives
-        coalesce(class_scores.roc_points[points.point_index - 1][2], 0)
-        / nullif(class_scores.n_negative, 0) as fpr,
-        coalesce(class_scores.roc_points[points.point_index - 1][3], 0)
-        / nullif(class_scores.n_positive, 0) as tpr
+        cast(points.false_positives as {{ dbt.type_float() }}) / nullif(class_scores.n_negative, 0) as fpr,
+        cast(points.true_positives as {{ dbt.type_float() }}) / nullif(class_scores.n_positive, 0) as tpr
     from class_scores
-    cross join lateral generate_series(1, array_length(class_scores.roc_points, 1) + 1) as points (point_index)
+    -- the curve starts at threshold +Infinity, where no prediction is positive
+    cross join lateral unnest(
+        array_prepend(cast('Infinity' as {{ dbt.type_float() }}), class_scores.roc_thresholds),
+        array_prepend(cast(0 as bigint), class_scores.roc_false_positives),
+        array_prepend(cast(0 as bigint), class_scores.roc_true_positives)
+    ) with ordinality as points (threshold, false_positives, true_positives, point_index)
 )
 
 select * from final

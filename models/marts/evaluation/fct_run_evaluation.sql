@@ -101,13 +101,8 @@ score_summary as (
         sum(probability_square_sum) - 2 * sum(positive_probability_sum) + sum(n_positive) as scored_brier_sum,
         count(*) < 3 as is_brier_halved,
         cast(sum(n_top_2) as bigint) as n_top_2,
-        -- top-label calibration: per confidence bin, |correct - sum of confidences|
-        (
-            {%- for bin in range(var('confidence_bins')) %}
-                abs(sum(confidence_correct[{{ bin + 1 }}]) - sum(confidence_probability_sums[{{ bin + 1 }}]))
-                {{- ' +' if not loop.last }}
-            {%- endfor %}
-        ) / nullif(sum(n_predicted), 0) as expected_calibration_error,
+        -- the run's, on each of its classes
+        max(expected_calibration_error) as expected_calibration_error,
         sum(n_probability_sums_off) = 0 as probabilities_sum_to_one
     from (
         select
