@@ -161,6 +161,7 @@ class SectionDom:
     versus: list[dict] = dataclasses.field(default_factory=list)
     cards: list[str] = dataclasses.field(default_factory=list)
     values: list[dict] = dataclasses.field(default_factory=list)  # the compared metrics' cells and bars
+    depth: list[dict] = dataclasses.field(default_factory=list)  # curve points, interval dots, comparison bars
 
 
 def group_sections(dom: Elements) -> list[SectionDom]:
@@ -183,6 +184,8 @@ def group_sections(dom: Elements) -> list[SectionDom]:
             current.cards.append(attrs["data-run-uuid"])
         elif "data-metric" in attrs and "data-value" in attrs and "data-class-label" not in attrs:
             current.values.append(attrs)
+        if current is not None and ({"data-curve", "data-side", "data-accuracy-ci-low"} & set(attrs)):
+            current.depth.append(attrs)
     return found
 
 
@@ -204,6 +207,14 @@ def by_group(leaderboard: list[dict]) -> dict[tuple, list[dict]]:
 def headline(rows: list[dict]) -> dict:
     """A group's champion, else its top ranked run."""
     return next((r for r in rows if r["is_champion"]), rows[0])
+
+
+# the charts of each top run drawn from a depth mart, by chart kind
+DEPTH_CHARTS = {
+    "roc": "fct_roc_curve",
+    "precision-recall": "fct_precision_recall_curve",
+    "reliability": "fct_calibration_bins",
+}
 
 
 def query(database: wh.Warehouse, text: str) -> list[dict]:
@@ -268,6 +279,14 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
         "select distinct metric_key from {schema}.fct_metric_history"
         " group by run_uuid, metric_key having count(distinct step) > 1",
     )
+    featured = [run_uuid for section in group_sections(dom) for run_uuid in section.cards]
+    curves = {
+        kind: len(
+            set(featured) & {r["run_uuid"] for r in query(built, f"select distinct run_uuid from {{schema}}.{mart}")}
+        )
+        for kind, mart in DEPTH_CHARTS.items()
+    }
+    compared = {r["run_uuid"] for r in query(built, "select run_uuid from {schema}.fct_run_comparisons")}
     assert (
         kinds
         == Counter(
@@ -276,10 +295,14 @@ def test_every_chart_drew_its_marks(dom: Elements, leaderboard: list[dict], buil
                 "class-bars": shown,
                 "history": len(series),
                 "comparison": sum(len(rows) > 1 for rows in groups),
+                **curves,
+                "intervals": len(groups),
+                "mcnemar": sum(any(r["run_uuid"] in compared for r in rows) for rows in groups),
             }
         )
         - Counter()
     )
+    assert curves["roc"] == curves["precision-recall"] == curves["reliability"] == shown, "every top run has curves"
 
 
 def test_leaderboard_equals_rpt_model_leaderboard(dom: Elements, leaderboard: list[dict]):
@@ -356,7 +379,7 @@ def test_history_lines_equal_fct_metric_history(dom: Elements, built: wh.Warehou
     )
     expected = Counter((r["run_uuid"], r["metric_key"], r["step"], r["metric_value"]) for r in mart)
     assert on_page == expected
-    lines = {(p["data-run-uuid"], p["data-metric-key"]) for p in dom.select("polyline")}
+    lines = {(p["data-run-uuid"], p["data-metric-key"]) for p in dom.select("polyline") if "data-metric-key" in p}
     assert lines == {(r["run_uuid"], r["metric_key"]) for r in mart if r["metric_value"] is not None}
 
 
@@ -387,6 +410,205 @@ def test_champion_against_runner_up_equals_fct_run_evaluation(
             assert run_uuid in (champion["run_uuid"], runner_up["run_uuid"])
             assert number(element["data-value"]) == evaluation[run_uuid][key], (run_uuid, key)
     assert compared
+
+
+# --- the evaluation's depth: curves, calibration, intervals, paired comparisons ---------------
+
+# each curve's marks: the data-curve value, the mart, its columns (the first three identify a point)
+CURVES = {
+    "roc": (
+        "fct_roc_curve",
+        ("run_uuid", "class_label", "point_index", "threshold", "fpr", "tpr", "false_positives", "true_positives"),
+    ),
+    "precision-recall": (
+        "fct_precision_recall_curve",
+        ("run_uuid", "class_label", "point_index", "threshold", "precision", "recall"),
+    ),
+    "calibration": (
+        "fct_calibration_bins",
+        (
+            "run_uuid",
+            "class_label",
+            "bin_index",
+            "bin_lower",
+            "bin_upper",
+            "n_predictions",
+            "mean_predicted_probability",
+            "observed_frequency",
+        ),
+    ),
+}
+
+
+def _value(text: str | None, like: object) -> object:
+    """A data attribute read back as the type of the mart's value (text of ints stays exact)."""
+    if text in (None, ""):
+        return None
+    if isinstance(like, bool):
+        return text == "true"
+    if isinstance(like, int):
+        return int(text)
+    if isinstance(like, float):
+        return float(text)  # repr round-trips; 'inf' is the ROC curve's first threshold
+    return text
+
+
+def curve_mismatches(dom: Elements, mart_rows: list[dict], curve: str, columns: tuple[str, ...], runs: list[str]):
+    """The differences between a curve's marks on the page and the mart's rows of the shown
+    runs, as (on the page only, in the mart only); both empty when they are equal."""
+    marks = [m for m in dom.select(data_curve=curve) if m["data-run-uuid"] in runs]
+    rows = [r for r in mart_rows if r["run_uuid"] in runs]
+    like = {c: next((r[c] for r in rows if r[c] is not None), None) for c in columns}
+    on_page = Counter(tuple(_value(m.get(f"data-{c.replace('_', '-')}"), like[c]) for c in columns) for m in marks)
+    expected = Counter(tuple(r[c] for c in columns) for r in rows)
+    return on_page - expected, expected - on_page
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_curves_equal_their_marts(curve: str, dom: Elements, shown_runs: list[str], built: wh.Warehouse):
+    """Every point of the top runs' ROC and precision-recall curves and every reliability bin
+    is on the page with the mart's exact values; a point is drawn when it is defined."""
+    mart, columns = CURVES[curve]
+    rows = query(built, f"select {', '.join(columns)} from {{schema}}.{mart}")
+    assert {r["run_uuid"] for r in rows} >= set(shown_runs), f"{mart} lacks a top run"
+    assert curve_mismatches(dom, rows, curve, columns, shown_runs) == (Counter(), Counter())
+    x, y = {"roc": ("fpr", "tpr"), "precision-recall": ("recall", "precision"), "calibration": (
+        "mean_predicted_probability", "observed_frequency")}[curve]  # fmt: skip
+    for tag, attrs in dom.found:
+        if attrs.get("data-curve") == curve:
+            defined = attrs[f"data-{x.replace('_', '-')}"] != "" and attrs[f"data-{y.replace('_', '-')}"] != ""
+            assert (tag == "circle") == defined, attrs
+
+
+def test_curve_check_fails_on_a_wrong_point(built: wh.Warehouse, chromium: Path, tmp_path: Path):
+    """The comparison above can fail: one TPR and one observed frequency changed, one PR point
+    dropped, and each curve's check reports it."""
+    read = report_data.load(built, SCHEMA)
+    depth = read.depth
+    assert depth.roc and depth.precision_recall and depth.calibration, "the built schema holds the depth marts"
+    run = report_data.featured_runs(report_data.groups(read.leaderboard)[0])[0].run_uuid
+    roc, pr, bins = list(depth.roc[run]), list(depth.precision_recall[run]), list(depth.calibration[run])
+    roc[-1] = dataclasses.replace(roc[-1], tpr=(roc[-1].tpr or 0) / 2 + 0.01)
+    bins[0] = dataclasses.replace(bins[0], observed_frequency=bins[0].observed_frequency + 1e-9)
+    tampered = dataclasses.replace(
+        depth,
+        roc={**depth.roc, run: roc},
+        precision_recall={**depth.precision_recall, run: pr[1:]},
+        calibration={**depth.calibration, run: bins},
+    )
+    page = tmp_path / "tampered.html"
+    page.write_text(report_page.render(dataclasses.replace(read, depth=tampered)), encoding="utf-8")
+    wrong = Elements(run_chromium(chromium, page, "--dump-dom"))
+    for curve, (mart, columns) in CURVES.items():
+        rows = query(built, f"select {', '.join(columns)} from {{schema}}.{mart}")
+        assert curve_mismatches(wrong, rows, curve, columns, [run]) != (Counter(), Counter()), curve
+
+
+def test_accuracy_intervals_equal_fct_run_evaluation(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+    """Each section's error bars: every listed run, in rank order, with fct_run_evaluation's
+    accuracy and 95% Wilson interval; each top run's card states its calibration summary."""
+    evaluation = {r["run_uuid"]: r for r in query(built, "select * from {schema}.fct_run_evaluation")}
+    sections = group_sections(dom)
+    points = [p for p in dom.select("circle") if "data-accuracy-ci-low" in p]
+    groups = by_group(leaderboard)
+    assert [p["data-run-uuid"] for p in points] == [r["run_uuid"] for rows in groups.values() for r in rows]
+    for point in points:
+        mart = evaluation[point["data-run-uuid"]]
+        for column in ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "n_predictions"):
+            assert _value(point[f"data-{column.replace('_', '-')}"], mart[column]) == mart[column], column
+        assert mart["accuracy_ci_low"] <= mart["accuracy"] <= mart["accuracy_ci_high"]
+    cards = {p["data-run-uuid"]: p for p in dom.select("p") if "data-brier-score" in p}
+    assert sorted(cards) == sorted(run for section in sections for run in section.cards)
+    summary = ("accuracy_ci_low", "accuracy_ci_high", "average_precision_macro", "brier_score",
+               "expected_calibration_error", "top_2_accuracy")  # fmt: skip
+    for run_uuid, shown in cards.items():
+        for column in summary:
+            mart = evaluation[run_uuid][column]
+            assert _value(shown[f"data-{column.replace('_', '-')}"], mart) == mart, (run_uuid, column)
+
+
+def test_recall_intervals_equal_fct_class_metrics(dom: Elements, shown_runs: list[str], built: wh.Warehouse):
+    mart = query(built, "select run_uuid, class_label, recall_ci_low, recall_ci_high from {schema}.fct_class_metrics")
+    whiskers = [w for w in dom.select("line") if "data-recall-ci-low" in w]
+    on_page = Counter(
+        (
+            w["data-run-uuid"],
+            int(w["data-class-label"]),
+            float(w["data-recall-ci-low"]),
+            float(w["data-recall-ci-high"]),
+        )
+        for w in whiskers
+    )
+    expected = Counter(
+        (r["run_uuid"], r["class_label"], r["recall_ci_low"], r["recall_ci_high"])
+        for r in mart
+        if r["run_uuid"] in shown_runs and r["recall_ci_low"] is not None
+    )
+    assert on_page == expected and expected
+
+
+def test_comparisons_equal_fct_run_comparisons(dom: Elements, leaderboard: list[dict], built: wh.Warehouse):
+    """Each section's paired comparison: every run of the group with a row in
+    fct_run_comparisons (against the champion when it has one), its two counts as two bars, each
+    carrying the mart's row; the reference is the leaderboard's reference_run_uuid."""
+    columns = ("reference_run_uuid", "reference_kind", "n_paired", "n_run_only_correct",
+               "n_reference_only_correct", "mcnemar_p_value", "is_better_beyond_chance")  # fmt: skip
+    mart: dict[str, list[dict]] = {}
+    for row in query(built, "select * from {schema}.fct_run_comparisons"):
+        mart.setdefault(row["run_uuid"], []).append(row)
+    bars = [b for b in dom.select("rect") if b.get("data-side")]
+    assert bars, "no paired comparison on the page"
+    expected_runs = []
+    for rows in by_group(leaderboard).values():
+        for row in rows:
+            found = sorted(
+                mart.get(row["run_uuid"], []),
+                key=lambda c: (c["reference_kind"] != "champion", c["reference_run_uuid"]),
+            )
+            if found and found[0]["reference_run_uuid"] != row["run_uuid"]:
+                expected_runs.append((row, found[0]))
+    assert [(b["data-run-uuid"], b["data-side"]) for b in bars] == [
+        (row["run_uuid"], side) for row, _ in expected_runs for side in ("reference_only", "run_only")
+    ]
+    by_run = {row["run_uuid"]: (row, comparison) for row, comparison in expected_runs}
+    for bar in bars:
+        row, comparison = by_run[bar["data-run-uuid"]]
+        for column in columns:
+            assert _value(bar[f"data-{column.replace('_', '-')}"], comparison[column]) == comparison[column], column
+        assert comparison["reference_run_uuid"] == row["reference_run_uuid"]
+        assert comparison["mcnemar_p_value"] == row["mcnemar_p_value"]
+        assert comparison["n_run_only_correct"] + comparison["n_reference_only_correct"] <= comparison["n_paired"]
+
+
+def test_a_schema_without_the_depth_marts_says_so(chromium: Path, built: wh.Warehouse, tmp_path: Path):
+    """A schema published before the depth marts: the report is still written, its other
+    charts draw, and each section names the marts and columns it lacks."""
+    copy = clone_database(built, f"{built.database}_no_depth")
+    try:
+        with copy.connect(autocommit=True) as conn:
+            for mart in report_data.DEPTH_MARTS:
+                conn.execute(sql.SQL("drop table if exists {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(mart)))
+            for table, added in report_data.INTERVAL_COLUMNS.items():
+                for column in added:
+                    conn.execute(
+                        sql.SQL("alter table {}.{} drop column if exists {} cascade").format(
+                            sql.Identifier(SCHEMA), sql.Identifier(table), sql.Identifier(column)
+                        )
+                    )
+        page = build_report(copy, schema=SCHEMA, out_path=tmp_path / "index.html")
+    finally:
+        drop_database(copy)
+    old = Elements(run_chromium(chromium, page, "--dump-dom"))
+    body = old.select("body")[0]
+    assert body["data-charts-rendered"] == body["data-charts"] != "0"
+    assert not {f["data-kind"] for f in old.select("figure")} & {*DEPTH_CHARTS, "intervals", "mcnemar"}
+    notes = [p["data-missing"].split() for p in old.select("p") if "data-missing" in p]
+    assert len(notes) == len(group_sections(old)) > 0
+    assert all(
+        set(note) == {*report_data.DEPTH_MARTS, "fct_run_evaluation.accuracy_ci_low", "fct_class_metrics.recall_ci_low"}
+        for note in notes
+    )
+    assert not [p for p in old.select("p") if "data-brier-score" in p]
 
 
 def test_provenance_lists_every_run_with_its_times(dom: Elements, built: wh.Warehouse):
@@ -551,4 +773,5 @@ def test_exposure_lists_the_marts_the_report_reads():
     exposures = yaml.safe_load((PROJECT_DIR / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
     page = next(e for e in exposures if e["name"] == "evaluation_report")
     assert page["type"] == "dashboard" and "target/report/index.html" in page["url"]
-    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in report_data.MARTS)
+    read = (*report_data.MARTS, *report_data.DEPTH_MARTS)
+    assert sorted(page["depends_on"]) == sorted(f"ref('{name}')" for name in read)

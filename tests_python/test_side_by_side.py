@@ -229,3 +229,27 @@ def test_the_graph_has_a_dataset_node_per_dataset_runs_are_evaluated_on(side_by_
     experiments = dict(rows(cypher, "MATCH (e:Experiment) RETURN e.run_uuid, e.dataset_name"))
     board = query(database, "select run_uuid, dataset_name from {schema}.rpt_model_leaderboard")
     assert all(experiments[r["run_uuid"]] == r["dataset_name"] for r in board)
+
+
+def test_each_section_shows_its_own_runs_depth(side_by_side, board, page_dom):
+    """Per section: the accuracy intervals of its own runs, the curves of its own top runs, and
+    each run against its reference: the champion in a registered model's section, the
+    experiment's top run in the section of runs never registered (a run of another section)."""
+    database = side_by_side[0]
+    comparisons = {r["run_uuid"]: r for r in query(database, "select * from {schema}.fct_run_comparisons")}
+    sections = group_sections(Elements(page_dom))
+    for section, members in zip(sections, by_group(board).values(), strict=True):
+        runs = [r["run_uuid"] for r in members]
+        dots = [m["data-run-uuid"] for m in section.depth if "data-accuracy" in m]  # not the cards' summaries
+        assert dots == runs
+        curves = {(m["data-curve"], m["data-run-uuid"]) for m in section.depth if "data-curve" in m}
+        assert curves == {(c, r) for c in ("roc", "precision-recall", "calibration") for r in section.cards}
+        bars = [m for m in section.depth if "data-side" in m]
+        compared = [r for r in runs if comparisons[r]["reference_run_uuid"] != r]
+        assert [b["data-run-uuid"] for b in bars] == [r for r in compared for _ in ("c", "b")]
+        kinds = {b["data-reference-kind"] for b in bars}
+        references = {b["data-reference-run-uuid"] for b in bars}
+        if section.attrs["data-group-kind"] == "registered_model":
+            assert kinds <= {"champion"} and references <= {section.attrs["data-headline"]}
+        else:
+            assert kinds == {"experiment_top"} and not references & set(runs), references

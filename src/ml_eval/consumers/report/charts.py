@@ -17,12 +17,18 @@ from markupsafe import Markup
 from ml_eval.consumers.report.data import (
     BOUNDED,
     COMPARED,
+    CalibrationBin,
+    ClassInterval,
     ClassMetric,
     ConfusionCell,
     Evaluation,
     HistoryPoint,
+    Interval,
     LeaderboardRow,
     Named,
+    PrPoint,
+    RocPoint,
+    RunComparison,
 )
 from ml_eval.consumers.report.formatting import data_attrs, fmt, run_label
 
@@ -158,8 +164,11 @@ def heatmap(chart_id: str, run: Named, cells: Sequence[ConfusionCell]) -> Markup
     )
 
 
-def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup:
-    """Grouped bars: precision, recall and F1 of each class, on a 0..1 axis."""
+def class_bars(
+    chart_id: str, run: Named, rows: Sequence[ClassMetric], intervals: dict[int, ClassInterval] | None = None
+) -> Markup:
+    """Grouped bars: precision, recall and F1 of each class, on a 0..1 axis; the recall's 95%
+    Wilson interval as an error bar when `intervals` (fct_class_metrics) holds it."""
     left, top, bottom, plot_h = 44, 34, 44, 200
     group = 3 * 22 + 26
     width = left + group * max(1, len(rows)) + 12
@@ -189,6 +198,37 @@ def class_bars(chart_id: str, run: Named, rows: Sequence[ClassMetric]) -> Markup
                     "<title>{}</title></rect>"
                 ).format(x0 + i * 22, top + plot_h - h, h, colour, ident, tip)
             )
+            interval = (intervals or {}).get(row.class_label)
+            if (
+                key == "recall"
+                and interval
+                and interval.recall_ci_low is not None
+                and interval.recall_ci_high is not None
+            ):
+                low, high = interval.recall_ci_low, interval.recall_ci_high
+                ends = [top + plot_h * (1 - max(0.0, min(1.0, v))) for v in (low, high)]
+                cx = x0 + i * 22 + 10
+                whisker = (
+                    f"{run_label(run)}: class {row.name} recall {fmt(value, 6)}, "
+                    f"95% Wilson interval [{fmt(low, 6)}, {fmt(high, 6)}]"
+                )
+                out.append(
+                    Markup(
+                        '<line class="mark whisker" x1="{0}" x2="{0}" y1="{1}" y2="{2}"{3}><title>{4}</title></line>'
+                    ).format(
+                        cx,
+                        ends[0],
+                        ends[1],
+                        data_attrs(
+                            run_uuid=run.run_uuid, class_label=row.class_label, recall_ci_low=low, recall_ci_high=high
+                        ),
+                        whisker,
+                    )
+                )
+                for end in ends:
+                    out.append(
+                        Markup('<line class="cap" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(cx - 5, cx + 5, end)
+                    )
         centre = x0 + 32
         out.append(
             Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
@@ -382,3 +422,445 @@ def spark(value: float | None) -> Markup:
         '<rect x="0" y="0" width="80" height="8" rx="2" fill="#eef1f4"/>'
         '<rect x="0" y="0" width="{}" height="8" rx="2" fill="#4e79a7"/></svg>'
     ).format(w)
+
+
+# --- the evaluation's depth: curves, calibration, intervals, paired comparisons ----------------
+
+# the classes' colours on a run's curves (not the runs' palette: these lines are classes of one run)
+CLASS_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#c9a227", "#a6761d", "#666666")
+BETTER, WORSE = "#2e8540", "#d1495b"  # the paired comparison's two counts
+
+
+def fmt_p(value: float | None, digits: int = 3) -> str:
+    """A p-value: fixed decimals, or in scientific notation when that would show zero."""
+    if value is not None and 0 < value < 10**-digits:
+        return f"{value:.{max(1, digits - 2)}e}"
+    return fmt(value, digits)
+
+
+def _class_title(name: str) -> str:
+    """A class in a legend: `class 1` for an integer class, else its name."""
+    return f"class {name}" if name.isdigit() else name
+
+
+def class_colours(labels: Sequence[int]) -> dict[int, str]:
+    """A colour per class label, by label order."""
+    return {label: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def _unit_square(left: int, top: int, size: int, x_title: str, y_title: str) -> list[Markup]:
+    """Grid, ticks and axis titles of a 0..1 by 0..1 plot."""
+    out = []
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        x, y = left + size * tick, top + size * (1 - tick)
+        out.append(Markup('<line class="grid" x1="{0}" x2="{1}" y1="{2}" y2="{2}"/>').format(left, left + size, y))
+        out.append(Markup('<line class="grid" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>').format(x, top, top + size))
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>').format(left - 6, y + 4, _tick(tick))
+        )
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
+                x, top + size + 16, _tick(tick)
+            )
+        )
+    out.append(
+        Markup('<rect class="frame" x="{}" y="{}" width="{}" height="{}" fill="none"/>').format(left, top, size, size)
+    )
+    out.append(
+        Markup('<text class="axis-title" x="{}" y="{}" text-anchor="middle">{}</text>').format(
+            left + size / 2, top + size + 34, x_title
+        )
+    )
+    out.append(
+        Markup(
+            '<text class="axis-title" transform="translate(14 {}) rotate(-90)" text-anchor="middle">{}</text>'
+        ).format(top + size / 2, y_title)
+    )
+    return out
+
+
+def _legend(items: Sequence[tuple[str, str]]) -> Markup:
+    return Markup('<ul class="legend">{}</ul>').format(
+        EMPTY.join(
+            Markup('<li><span class="swatch" style="background:{}"></span>{}</li>').format(colour, text)
+            for colour, text in items
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """A point of a class's curve: where it is drawn (None: undefined, kept off the plot) and
+    what its mark carries."""
+
+    x: float | None
+    y: float | None
+    tip: str
+    attrs: Markup
+
+
+def _curves(
+    curves: Sequence[tuple[int, str, Sequence[CurvePoint]]],
+    *,
+    left: int,
+    top: int,
+    size: int,
+    steps: bool = False,
+) -> list[Markup]:
+    """One line per class (`steps`: drawn as steps, each value held until the next point) and a
+    mark per point; an undefined point stays in the DOM, off the plot."""
+
+    def px(x: float) -> float:
+        return round(left + size * x, 2)
+
+    def py(y: float) -> float:
+        return round(top + size * (1 - y), 2)
+
+    out = []
+    for _, colour, points in curves:
+        drawn = [p for p in points if p.x is not None and p.y is not None]
+        coords: list[str] = []
+        for i, p in enumerate(drawn):
+            if steps and i:
+                coords.append(f"{px(p.x)},{py(drawn[i - 1].y)}")  # type: ignore[arg-type]
+            coords.append(f"{px(p.x)},{py(p.y)}")  # type: ignore[arg-type]
+        if len(drawn) > 1:
+            out.append(
+                Markup('<polyline class="curve" points="{}" fill="none" stroke="{}" stroke-width="2"/>').format(
+                    " ".join(coords), colour
+                )
+            )
+    for _, colour, points in curves:
+        for p in points:
+            if p.x is None or p.y is None:
+                out.append(Markup('<g class="undrawn"{}><title>{}</title></g>').format(p.attrs, p.tip))
+            else:
+                out.append(
+                    Markup(
+                        '<circle class="mark point" cx="{}" cy="{}" r="2.6" fill="{}"{}><title>{}</title></circle>'
+                    ).format(px(p.x), py(p.y), colour, p.attrs, p.tip)
+                )
+    return out
+
+
+def _has_marks(curves: Sequence[tuple[int, str, Sequence[CurvePoint]]]) -> bool:
+    return any(p.x is not None and p.y is not None for _, _, points in curves for p in points)
+
+
+SQUARE = (52, 14, 230)  # left, top, size of the unit-square plots
+
+
+def roc_chart(chart_id: str, run: Named, points: Sequence[RocPoint], names: dict[int, str]) -> Markup:
+    """fct_roc_curve's points of a run: TPR against FPR, one line per class (one-vs-rest), the
+    diagonal a classifier guessing at random."""
+    left, top, size = SQUARE
+    colours = class_colours([p.class_label for p in points])
+    curves = []
+    for label, colour in colours.items():
+        name = names.get(label, str(label))
+        curve = [
+            CurvePoint(
+                p.fpr,
+                p.tpr,
+                f"{run_label(run)}: class {name} threshold {fmt(p.threshold, 6)}: FPR {fmt(p.fpr, 6)}, "
+                f"TPR {fmt(p.tpr, 6)} ({p.false_positives} FP, {p.true_positives} TP)",
+                data_attrs(
+                    curve="roc",
+                    run_uuid=run.run_uuid,
+                    class_label=label,
+                    point_index=p.point_index,
+                    threshold=p.threshold,
+                    fpr=p.fpr,
+                    tpr=p.tpr,
+                    false_positives=p.false_positives,
+                    true_positives=p.true_positives,
+                ),
+            )
+            for p in points
+            if p.class_label == label
+        ]
+        curves.append((label, colour, curve))
+    if not _has_marks(curves):
+        return Markup(
+            '<p class="empty">No defined ROC point for {} (every class lacks positives or negatives).</p>'
+        ).format(run_label(run))
+    out = _unit_square(left, top, size, "false positive rate", "true positive rate")
+    out.append(
+        Markup('<line class="chance" x1="{}" y1="{}" x2="{}" y2="{}"/>').format(left, top + size, left + size, top)
+    )
+    out += _curves(curves, left=left, top=top, size=size)
+    svg = _svg(left + size + 14, top + size + 44, out, f"ROC curves of {run_label(run)}")
+    legend = _legend([(colour, _class_title(names.get(label, str(label)))) for label, colour, _ in curves])
+    return figure(chart_id, "roc", "ROC curves", svg + legend, "one-vs-rest, per class")
+
+
+def pr_chart(
+    chart_id: str,
+    run: Named,
+    points: Sequence[PrPoint],
+    names: dict[int, str],
+    average_precision: dict[int, float | None],
+) -> Markup:
+    """fct_precision_recall_curve's points of a run: precision against recall, one line per
+    class, drawn as steps (the average precision is their area, as scikit-learn sums it)."""
+    left, top, size = SQUARE
+    colours = class_colours([p.class_label for p in points])
+    curves = []
+    for label, colour in colours.items():
+        name = names.get(label, str(label))
+        curve = [
+            CurvePoint(
+                p.recall,
+                p.precision,
+                f"{run_label(run)}: class {name} threshold {fmt(p.threshold, 6)}: precision "
+                f"{fmt(p.precision, 6)}, recall {fmt(p.recall, 6)}",
+                data_attrs(
+                    curve="precision-recall",
+                    run_uuid=run.run_uuid,
+                    class_label=label,
+                    point_index=p.point_index,
+                    threshold=p.threshold,
+                    precision=p.precision,
+                    recall=p.recall,
+                ),
+            )
+            for p in points
+            if p.class_label == label
+        ]
+        curves.append((label, colour, curve))
+    if not _has_marks(curves):
+        return Markup('<p class="empty">No defined precision-recall point for {}.</p>').format(run_label(run))
+    out = _unit_square(left, top, size, "recall", "precision")
+    out += _curves(curves, left=left, top=top, size=size, steps=True)
+    svg = _svg(left + size + 14, top + size + 44, out, f"precision-recall curves of {run_label(run)}")
+    items = []
+    for label, colour, _ in curves:
+        ap = average_precision.get(label)
+        items.append(
+            (colour, _class_title(names.get(label, str(label))) + ("" if ap is None else f" · AP {fmt(ap, 3)}"))
+        )
+    return figure(chart_id, "precision-recall", "Precision-recall curves", svg + _legend(items), "per class")
+
+
+def reliability_chart(
+    chart_id: str, run: Named, bins: Sequence[CalibrationBin], names: dict[int, str], summary: str = ""
+) -> Markup:
+    """fct_calibration_bins of a run: observed frequency against mean predicted probability per
+    non-empty bin, one line per class; on the diagonal a run is calibrated."""
+    left, top, size = SQUARE
+    colours = class_colours([b.class_label for b in bins])
+    curves = []
+    for label, colour in colours.items():
+        name = names.get(label, str(label))
+        curve = [
+            CurvePoint(
+                b.mean_predicted_probability,
+                b.observed_frequency,
+                f"{run_label(run)}: class {name}, bin [{fmt(b.bin_lower, 1)}, {fmt(b.bin_upper, 1)}]: "
+                f"{b.n_predictions} predictions, mean predicted {fmt(b.mean_predicted_probability, 6)}, "
+                f"observed {fmt(b.observed_frequency, 6)}",
+                data_attrs(
+                    curve="calibration",
+                    run_uuid=run.run_uuid,
+                    class_label=label,
+                    bin_index=b.bin_index,
+                    bin_lower=b.bin_lower,
+                    bin_upper=b.bin_upper,
+                    n_predictions=b.n_predictions,
+                    mean_predicted_probability=b.mean_predicted_probability,
+                    observed_frequency=b.observed_frequency,
+                ),
+            )
+            for b in bins
+            if b.class_label == label
+        ]
+        curves.append((label, colour, curve))
+    out = _unit_square(left, top, size, "mean predicted probability", "observed frequency")
+    out.append(
+        Markup('<line class="chance" x1="{}" y1="{}" x2="{}" y2="{}"/>').format(left, top + size, left + size, top)
+    )
+    out += _curves(curves, left=left, top=top, size=size)
+    svg = _svg(left + size + 14, top + size + 44, out, f"reliability diagram of {run_label(run)}")
+    legend = _legend([(colour, _class_title(names.get(label, str(label)))) for label, colour, _ in curves])
+    return figure(
+        chart_id,
+        "reliability",
+        "Reliability diagram",
+        svg + legend,
+        summary or "10 bins per class; the diagonal is perfect calibration",
+    )
+
+
+def interval_chart(chart_id: str, rows: Sequence[tuple[LeaderboardRow, Interval]], colours: dict[str, str]) -> Markup:
+    """Accuracy of each listed run with its 95% Wilson interval as an error bar (fct_run_evaluation)."""
+    left, top, plot_w, row_h, right = 210, 26, 340, 24, 150
+    shown = [(row, iv) for row, iv in rows if iv.accuracy is not None]
+    values = [v for _, iv in shown for v in (iv.accuracy_ci_low, iv.accuracy_ci_high, iv.accuracy) if v is not None]
+    ticks = nice_ticks(max(0.0, min(values, default=0.0)), min(1.0, max(values, default=1.0)), 4)
+    lo, hi = max(0.0, ticks[0]), min(1.0, ticks[-1])
+    if hi <= lo:
+        lo, hi = 0.0, 1.0
+    ticks = [t for t in ticks if lo - 1e-12 <= t <= hi + 1e-12]
+
+    def px(value: float) -> float:
+        return round(left + plot_w * (value - lo) / (hi - lo), 2)
+
+    height = top + row_h * len(shown) + 40
+    out = [
+        Markup(
+            '<text class="axis-title" x="{}" y="14" text-anchor="middle">accuracy, 95% Wilson interval</text>'
+        ).format(left + plot_w / 2)
+    ]
+    for tick in ticks:
+        out.append(
+            Markup('<line class="grid" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>').format(
+                px(tick), top - 4, top + row_h * len(shown)
+            )
+        )
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>').format(
+                px(tick), top + row_h * len(shown) + 16, _tick(tick)
+            )
+        )
+    for r, (row, iv) in enumerate(shown):
+        y = top + r * row_h + row_h / 2
+        colour = colours.get(row.run_uuid, NO_COLOUR)
+        low, high, accuracy = iv.accuracy_ci_low, iv.accuracy_ci_high, iv.accuracy
+        name = run_label(row)
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">#{} {}</text>').format(
+                left - 10, y + 4, row.group_rank, _short(name, 26)
+            )
+        )
+        interval = "—" if low is None or high is None else f"[{fmt(low, 3)}, {fmt(high, 3)}]"
+        tip = f"{name}: accuracy {fmt(accuracy, 6)}, 95% Wilson interval {interval} over {iv.n_predictions} predictions"
+        ident = data_attrs(
+            run_uuid=row.run_uuid,
+            accuracy=accuracy,
+            accuracy_ci_low=low,
+            accuracy_ci_high=high,
+            n_predictions=iv.n_predictions,
+        )
+        if low is not None and high is not None:
+            out.append(
+                Markup(
+                    '<line class="mark whisker" x1="{0}" x2="{1}" y1="{2}" y2="{2}" stroke="{3}"{4}>'
+                    "<title>{5}</title></line>"
+                ).format(px(max(lo, low)), px(min(hi, high)), y, colour, data_attrs(run_uuid=row.run_uuid), tip)
+            )
+            for end in (low, high):
+                out.append(
+                    Markup('<line class="cap" x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="{3}"/>').format(
+                        px(min(hi, max(lo, end))), y - 6, y + 6, colour
+                    )
+                )
+        out.append(
+            Markup(
+                '<circle class="mark interval" cx="{}" cy="{}" r="4.5" fill="{}"{}><title>{}</title></circle>'
+            ).format(px(min(hi, max(lo, accuracy))), y, colour, ident, tip)
+        )
+        out.append(
+            Markup('<text class="value" x="{}" y="{}">{} {}</text>').format(
+                left + plot_w + 12, y + 4, fmt(accuracy, 3), interval
+            )
+        )
+    svg = _svg(left + plot_w + right, height, out, "accuracy with 95% Wilson intervals")
+    return figure(chart_id, "intervals", "How sure is each accuracy", svg, "the bar spans the 95% Wilson interval")
+
+
+def mcnemar_chart(
+    chart_id: str,
+    rows: Sequence[tuple[LeaderboardRow, RunComparison]],
+    reference_names: dict[str, str],
+) -> Markup:
+    """Each run against its reference on the samples both predicted (fct_run_comparisons): to the
+    right the samples only the run got right (b), to the left those only the reference got right
+    (c), then the exact McNemar p-value and whether the run is better beyond chance."""
+    left, top, half, row_h, right = 210, 40, 130, 26, 320
+    largest = max((max(c.n_run_only_correct, c.n_reference_only_correct) for _, c in rows), default=0) or 1
+    centre = left + 30 + half  # room for the count left of the longest bar
+    height = top + row_h * len(rows) + 16
+    out = [
+        Markup('<text class="axis-title" x="{}" y="14" text-anchor="end">reference right, run wrong (c)</text>').format(
+            centre - 6
+        ),
+        Markup(
+            '<text class="axis-title" x="{}" y="14" text-anchor="start">run right, reference wrong (b)</text>'
+        ).format(centre + 6),
+        Markup('<text class="axis-title" x="{}" y="{}">exact McNemar p · verdict</text>').format(
+            centre + half + 16, top - 12
+        ),
+        Markup('<line class="axis" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>').format(
+            centre, top - 6, top + row_h * len(rows)
+        ),
+    ]
+    for r, (row, c) in enumerate(rows):
+        y = top + r * row_h
+        name = run_label(row)
+        b_count, c_count = c.n_run_only_correct, c.n_reference_only_correct
+        reference = reference_names.get(c.reference_run_uuid, c.reference_run_uuid[:8])
+        ident = data_attrs(
+            run_uuid=row.run_uuid,
+            reference_run_uuid=c.reference_run_uuid,
+            reference_kind=c.reference_kind,
+            n_paired=c.n_paired,
+            n_run_only_correct=b_count,
+            n_reference_only_correct=c_count,
+            mcnemar_p_value=c.mcnemar_p_value,
+            is_better_beyond_chance=c.is_better_beyond_chance,
+        )
+        verdict = (
+            "—"
+            if c.is_better_beyond_chance is None
+            else "better beyond chance"
+            if c.is_better_beyond_chance
+            else "not better beyond chance"
+        )
+        tip = (
+            f"{name} against {reference} ({c.reference_kind}) on {c.n_paired} paired samples: "
+            f"{b_count} only the run got right, {c_count} only the reference; "
+            f"exact McNemar p = {fmt_p(c.mcnemar_p_value, 6)}: {verdict}"
+        )
+        out.append(
+            Markup('<text class="tick" x="{}" y="{}" text-anchor="end">#{} {}</text>').format(
+                left - 10, y + 16, row.group_rank, _short(name, 26)
+            )
+        )
+        wb, wc = half * b_count / largest, half * c_count / largest
+        out.append(
+            Markup(
+                '<rect class="mark bar" x="{}" y="{}" width="{}" height="14" rx="2" fill="{}"'
+                ' data-side="reference_only"{}><title>{}</title></rect>'
+            ).format(centre - wc, y + 5, wc, WORSE, ident, tip)
+        )
+        out.append(
+            Markup(
+                '<rect class="mark bar" x="{}" y="{}" width="{}" height="14" rx="2" fill="{}"'
+                ' data-side="run_only"{}><title>{}</title></rect>'
+            ).format(centre, y + 5, wb, BETTER, ident, tip)
+        )
+        out.append(
+            Markup('<text class="value" x="{}" y="{}" text-anchor="end">{}</text>').format(
+                centre - wc - 4, y + 16, c_count
+            )
+        )
+        out.append(Markup('<text class="value" x="{}" y="{}">{}</text>').format(centre + wb + 4, y + 16, b_count))
+        mark = "✓ " if c.is_better_beyond_chance else ""
+        out.append(
+            Markup('<text class="{}" x="{}" y="{}">p = {} · {}{}</text>').format(
+                "verdict better" if c.is_better_beyond_chance else "verdict",
+                centre + half + 16,
+                y + 16,
+                fmt_p(c.mcnemar_p_value),
+                mark,
+                verdict,
+            )
+        )
+    svg = _svg(centre + half + right, height, out, "paired comparison with the reference run")
+    return figure(
+        chart_id,
+        "mcnemar",
+        "Against the reference, sample by sample",
+        svg,
+        "counts of the samples the two runs disagree on",
+    )

@@ -42,6 +42,26 @@ MARTS = (
     "fct_metric_history",
     "dim_runs",
 )
+# the marts of the evaluation's depth (curves, calibration, intervals, paired comparisons): read
+# when the schema holds them; a schema published before them shows their sections as missing
+DEPTH_MARTS = (
+    "fct_roc_curve",
+    "fct_precision_recall_curve",
+    "fct_calibration_bins",
+    "fct_run_comparisons",
+)
+# the columns fct_run_evaluation and fct_class_metrics gained with them
+INTERVAL_COLUMNS = {
+    "fct_run_evaluation": (
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "average_precision_macro",
+        "brier_score",
+        "expected_calibration_error",
+        "top_2_accuracy",
+    ),
+    "fct_class_metrics": ("average_precision", "recall_ci_low", "recall_ci_high"),
+}
 
 
 class Named(Protocol):
@@ -187,6 +207,86 @@ class RunRow:
     exclusion_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RocPoint:
+    """A point of fct_roc_curve (one-vs-rest, scikit-learn's order; threshold +inf first)."""
+
+    run_uuid: str
+    class_label: int
+    point_index: int
+    threshold: float | None
+    fpr: float | None  # null when undefined (no negative of the class)
+    tpr: float | None  # null when undefined (no positive of the class)
+    false_positives: int
+    true_positives: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrPoint:
+    """A point of fct_precision_recall_curve (scikit-learn's order; last point recall 0, precision 1)."""
+
+    run_uuid: str
+    class_label: int
+    point_index: int
+    threshold: float | None
+    precision: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationBin:
+    """A non-empty bin of fct_calibration_bins (10 uniform bins per run and class)."""
+
+    run_uuid: str
+    class_label: int
+    bin_index: int
+    bin_lower: float
+    bin_upper: float
+    n_predictions: int
+    mean_predicted_probability: float
+    observed_frequency: float
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A run's accuracy with its 95% Wilson interval, and its calibration summary (fct_run_evaluation)."""
+
+    run_uuid: str
+    n_predictions: int
+    accuracy: float | None
+    accuracy_ci_low: float | None
+    accuracy_ci_high: float | None
+    average_precision_macro: float | None
+    brier_score: float | None
+    expected_calibration_error: float | None
+    top_2_accuracy: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassInterval:
+    """A class's average precision and the 95% Wilson interval of its recall (fct_class_metrics)."""
+
+    run_uuid: str
+    class_label: int
+    average_precision: float | None
+    recall_ci_low: float | None
+    recall_ci_high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunComparison:
+    """A row of fct_run_comparisons: a run against its reference on the samples both predicted."""
+
+    run_uuid: str
+    reference_run_uuid: str
+    reference_kind: str  # 'champion' | 'experiment_top'
+    n_paired: int
+    n_run_only_correct: int  # b: the run right, the reference wrong
+    n_reference_only_correct: int  # c: the reference right, the run wrong
+    mcnemar_p_value: float | None
+    is_better_beyond_chance: bool | None
+
+
 class OfRun(Protocol):
     """A row of one run's."""
 
@@ -246,7 +346,53 @@ QUERIES: dict[type, sql.SQL] = {
     """),
 }
 
+# the depth marts' queries, run only when the schema holds their table (and columns)
+DEPTH_QUERIES: dict[type, sql.SQL] = {
+    RocPoint: sql.SQL("""
+        select run_uuid, class_label, point_index, threshold, fpr, tpr, false_positives, true_positives
+        from {schema}.fct_roc_curve
+        order by run_uuid, class_label, point_index
+    """),
+    PrPoint: sql.SQL("""
+        select run_uuid, class_label, point_index, threshold, precision, recall
+        from {schema}.fct_precision_recall_curve
+        order by run_uuid, class_label, point_index
+    """),
+    CalibrationBin: sql.SQL("""
+        select run_uuid, class_label, bin_index, bin_lower, bin_upper, n_predictions,
+            mean_predicted_probability, observed_frequency
+        from {schema}.fct_calibration_bins
+        order by run_uuid, class_label, bin_index
+    """),
+    RunComparison: sql.SQL("""
+        select run_uuid, reference_run_uuid, reference_kind, n_paired, n_run_only_correct,
+            n_reference_only_correct, mcnemar_p_value, is_better_beyond_chance
+        from {schema}.fct_run_comparisons
+        order by run_uuid, reference_kind, reference_run_uuid
+    """),
+    Interval: sql.SQL("""
+        select run_uuid, n_predictions, accuracy, accuracy_ci_low, accuracy_ci_high,
+            average_precision_macro, brier_score, expected_calibration_error, top_2_accuracy
+        from {schema}.fct_run_evaluation
+    """),
+    ClassInterval: sql.SQL("""
+        select run_uuid, class_label, average_precision, recall_ci_low, recall_ci_high
+        from {schema}.fct_class_metrics
+        order by run_uuid, class_label
+    """),
+}
+# what each depth query needs in the schema: its table, and the columns it gained
+DEPTH_NEEDS: dict[type, tuple[str, tuple[str, ...]]] = {
+    RocPoint: ("fct_roc_curve", ()),
+    PrPoint: ("fct_precision_recall_curve", ()),
+    CalibrationBin: ("fct_calibration_bins", ()),
+    RunComparison: ("fct_run_comparisons", ()),
+    Interval: ("fct_run_evaluation", INTERVAL_COLUMNS["fct_run_evaluation"]),
+    ClassInterval: ("fct_class_metrics", INTERVAL_COLUMNS["fct_class_metrics"]),
+}
+
 TABLES_IN_SCHEMA = sql.SQL("select table_name from information_schema.tables where table_schema = %s")
+COLUMNS_IN_SCHEMA = sql.SQL("select table_name, column_name from information_schema.columns where table_schema = %s")
 
 
 class ComparedMetric(NamedTuple):
@@ -276,6 +422,35 @@ BOUNDED = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Depth:
+    """The depth marts' rows by run; None where the schema lacks the mart (or its new columns)."""
+
+    roc: dict[str, list[RocPoint]] | None = None
+    precision_recall: dict[str, list[PrPoint]] | None = None
+    calibration: dict[str, list[CalibrationBin]] | None = None
+    comparisons: dict[str, list[RunComparison]] | None = None
+    intervals: dict[str, Interval] | None = None
+    class_intervals: dict[str, list[ClassInterval]] | None = None
+
+    def missing(self, *parts: str) -> list[str]:
+        """The marts (or `mart.column`s) behind the named parts that the schema lacks."""
+        names = {
+            "roc": "fct_roc_curve",
+            "precision_recall": "fct_precision_recall_curve",
+            "calibration": "fct_calibration_bins",
+            "comparisons": "fct_run_comparisons",
+            "intervals": "fct_run_evaluation.accuracy_ci_low",
+            "class_intervals": "fct_class_metrics.recall_ci_low",
+        }
+        return [names[part] for part in parts if getattr(self, part) is None]
+
+    def comparison(self, row: LeaderboardRow) -> RunComparison | None:
+        """The run's comparison with its reference: the champion's, else the experiment's top run's."""
+        rows = (self.comparisons or {}).get(row.run_uuid, [])
+        return min(rows, key=lambda c: (c.reference_kind != "champion", c.reference_run_uuid), default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     """The rows of the marts the report shows, as read."""
 
@@ -287,6 +462,7 @@ class ReportData:
     class_metrics: dict[str, list[ClassMetric]]
     history: list[HistoryPoint]
     runs: list[RunRow]
+    depth: Depth = field(default_factory=lambda: Depth())
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def evaluation(self, row: LeaderboardRow) -> Evaluation | LeaderboardRow:
@@ -328,11 +504,42 @@ def load(warehouse: wh.Warehouse, schema: str) -> ReportData:
             class_metrics=_by_run(fetch(ClassMetric)),
             history=fetch(HistoryPoint),
             runs=fetch(RunRow),
+            depth=_depth(conn, schema, found),
         )
     log.info(
         "read %d evaluated runs of %d from %s.%s", len(data.leaderboard), len(data.runs), warehouse.database, schema
     )
     return data
+
+
+def _depth(conn, schema: str, tables: set[str]) -> Depth:
+    """The depth marts' rows, each part only when the schema holds its table and columns."""
+    columns: dict[str, set[str]] = {}
+    for table, column in conn.execute(COLUMNS_IN_SCHEMA, (schema,)):
+        columns.setdefault(table, set()).add(column)
+
+    def fetch(row_type: type[Row]) -> list[Row] | None:
+        table, needed = DEPTH_NEEDS[row_type]
+        if table not in tables or not set(needed) <= columns.get(table, set()):
+            log.info("schema %s lacks %s%s: its report sections say so", schema, table, needed and f" {needed}")
+            return None
+        query = DEPTH_QUERIES[row_type].format(schema=sql.Identifier(schema))
+        with conn.cursor(row_factory=class_row(row_type)) as cursor:
+            return cursor.execute(query).fetchall()
+
+    def by_run(row_type: type[OfRunT]) -> dict[str, list[OfRunT]] | None:
+        rows = fetch(row_type)
+        return None if rows is None else _by_run(rows)
+
+    intervals = fetch(Interval)
+    return Depth(
+        roc=by_run(RocPoint),
+        precision_recall=by_run(PrPoint),
+        calibration=by_run(CalibrationBin),
+        comparisons=by_run(RunComparison),
+        intervals=None if intervals is None else {row.run_uuid: row for row in intervals},
+        class_intervals=by_run(ClassInterval),
+    )
 
 
 # --- selection rules ------------------------------------------------------------------------

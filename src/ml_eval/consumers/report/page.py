@@ -18,6 +18,7 @@ from ml_eval.consumers.report.data import (
     ComparedMetric,
     Evaluation,
     Group,
+    Interval,
     LeaderboardRow,
     Named,
     ReportData,
@@ -69,6 +70,7 @@ class Card:
     row: LeaderboardRow
     colour: str
     charts: Markup
+    interval: Interval | None = None  # its accuracy interval and calibration summary, when the mart holds them
 
 
 def environment() -> Environment:
@@ -112,17 +114,76 @@ def _comparison(data: ReportData, group: Group, index: int, colours: dict[str, s
     return Comparison(champion, runner, pairing.has_alias, rows, chart)
 
 
+def _class_names(data: ReportData, run_uuid: str) -> dict[int, str]:
+    """A run's classes as the page names them (fct_class_metrics, else its confusion matrix)."""
+    names = {c.actual_class: c.actual for c in data.confusion.get(run_uuid, [])}
+    names |= {c.predicted_class: c.predicted for c in data.confusion.get(run_uuid, [])}
+    return names | {m.class_label: m.name for m in data.class_metrics.get(run_uuid, [])}
+
+
+def _calibration_summary(interval: Interval | None) -> str:
+    if interval is None:
+        return ""
+    return (
+        f"Brier score {fmt(interval.brier_score)} · "
+        f"expected calibration error {fmt(interval.expected_calibration_error)} · diagonal: calibrated"
+    )
+
+
 def _cards(data: ReportData, group: Group, index: int, colours: dict[str, str]) -> list[Card]:
+    depth = data.depth
     cards = []
     for i, row in enumerate(featured_runs(group)):
         run = data.evaluation(row)
+        names = _class_names(data, row.run_uuid)
+        class_intervals = {c.class_label: c for c in (depth.class_intervals or {}).get(row.run_uuid, [])}
         drawn = []
         if data.confusion.get(row.run_uuid):
             drawn.append(charts.heatmap(f"confusion-{index}-{i}", run, data.confusion[row.run_uuid]))
         if data.class_metrics.get(row.run_uuid):
-            drawn.append(charts.class_bars(f"classes-{index}-{i}", run, data.class_metrics[row.run_uuid]))
-        cards.append(Card(row, colours[row.run_uuid], Markup("").join(drawn)))
+            drawn.append(
+                charts.class_bars(f"classes-{index}-{i}", run, data.class_metrics[row.run_uuid], class_intervals)
+            )
+        interval = (depth.intervals or {}).get(row.run_uuid)
+        roc, pr, bins = (
+            (part or {}).get(row.run_uuid) for part in (depth.roc, depth.precision_recall, depth.calibration)
+        )
+        if roc:
+            drawn.append(charts.roc_chart(f"roc-{index}-{i}", run, roc, names))
+        if pr:
+            average_precision = {label: c.average_precision for label, c in class_intervals.items()}
+            drawn.append(charts.pr_chart(f"precision-recall-{index}-{i}", run, pr, names, average_precision))
+        if bins:
+            summary = _calibration_summary(interval)
+            drawn.append(charts.reliability_chart(f"reliability-{index}-{i}", run, bins, names, summary))
+        cards.append(Card(row, colours[row.run_uuid], Markup("").join(drawn), interval))
     return cards
+
+
+@dataclass(frozen=True, slots=True)
+class Certainty:
+    """A group's "how sure" part: accuracy intervals, each run against its reference, and the
+    marts (or columns) the schema lacks for it."""
+
+    intervals: Markup
+    comparisons: Markup
+    n_compared: int
+    missing: list[str]
+
+
+def _certainty(data: ReportData, group: Group, index: int, colours: dict[str, str]) -> Certainty:
+    depth = data.depth
+    intervals = [(row, depth.intervals[row.run_uuid]) for row in group.rows if row.run_uuid in (depth.intervals or {})]
+    interval_chart = charts.interval_chart(f"intervals-{index}", intervals, colours) if intervals else Markup("")
+    compared = []
+    for row in group.rows:
+        comparison = depth.comparison(row)
+        if comparison is not None and comparison.reference_run_uuid != row.run_uuid:
+            compared.append((row, comparison))
+    names = {r.run_uuid: run_label(r) for r in data.runs} | {r.run_uuid: run_label(r) for r in data.leaderboard}
+    comparison_chart = charts.mcnemar_chart(f"mcnemar-{index}", compared, names) if compared else Markup("")
+    missing = depth.missing("roc", "precision_recall", "calibration", "comparisons", "intervals", "class_intervals")
+    return Certainty(interval_chart, comparison_chart, len(compared), missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +196,7 @@ class Section:
     has_alias: bool
     comparison: Comparison
     cards: list[Card]
+    certainty: Certainty
 
 
 def _sections(data: ReportData, colours: dict[str, str]) -> list[Section]:
@@ -149,6 +211,7 @@ def _sections(data: ReportData, colours: dict[str, str]) -> list[Section]:
                 comparison.has_alias,
                 comparison,
                 _cards(data, group, index, colours),
+                _certainty(data, group, index, colours),
             )
         )
     return sections
