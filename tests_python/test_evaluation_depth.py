@@ -12,20 +12,15 @@ from __future__ import annotations
 import math
 import warnings
 
-import mlflow
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 from scipy import stats
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 from sklearn.preprocessing import label_binarize
 
-from conftest import CONFIG, register_wine
 from ml_eval import warehouse as wh
-from ml_eval.dbt import run_dbt
-from ml_eval.producer import predictions as pred
-from support.metric_cases import CASES, case_rows, source_rows
+from support.metric_cases import CASES, case_rows, evaluated_cases, source_rows
 
 TOLERANCE = 1e-9
 EDGES = np.linspace(0.0, 1.0, 11)
@@ -42,41 +37,16 @@ def _edge_rows(sample_index: np.ndarray, truth: np.ndarray, rng: np.random.Gener
     return sample_index, proba.argmax(axis=1) + 1, proba, [1, 2, 3]
 
 
+def _depth_rows(case: str, sample_index: np.ndarray, truth: np.ndarray, rng: np.random.Generator):
+    if case == "on_bin_edges":
+        return _edge_rows(sample_index, truth, rng)
+    return case_rows(case, sample_index, truth, rng)
+
+
 @pytest.fixture(scope="module")
 def evaluated(warehouse: wh.Warehouse):
     """A database with the seeds, one real MLflow run per case, its predictions, and the marts."""
-    database = warehouse.with_database(warehouse.database + "_depth")
-    wh.ensure_database(database, fresh=True)
-    run_dbt(["seed"], database)
-    register_wine(database)
-    with database.connect(autocommit=True) as conn:
-        conn.execute("create schema if not exists mlflow")
-        rows = conn.execute("select sample_index, class from dataset.targets order by sample_index").fetchall()
-    sample_index = np.array([r[0] for r in rows])
-    truth = np.array([r[1] for r in rows])
-    mlflow.set_tracking_uri(database.sqlalchemy_url("mlflow"))
-    client = MlflowClient(database.sqlalchemy_url("mlflow"), database.sqlalchemy_url("mlflow"))
-    experiment_id = client.create_experiment("depth-cases")
-    rng = np.random.default_rng(17)
-    run_cases = {}
-    with database.connect() as conn:
-        pred.ensure_tables(conn, CONFIG.dataset_schema)
-        for case in DEPTH_CASES:
-            run = client.create_run(experiment_id, run_name=case)
-            if case == "on_bin_edges":
-                indexes, predicted, proba, classes = _edge_rows(sample_index, truth, rng)
-            else:
-                indexes, predicted, proba, classes = case_rows(case, sample_index, truth, rng)
-            with conn.transaction():
-                pred.write_batch(
-                    conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema
-                )
-            client.set_terminated(run.info.run_id, "FINISHED")
-            run_cases[run.info.run_id] = case
-    run_dbt(["build", "--warn-error"], database)
-    yield database, run_cases
-    with database.connect("postgres", autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{database.database}" with (force)')
+    yield from evaluated_cases(warehouse, "depth", DEPTH_CASES, experiment="depth-cases", seed=17, rows=_depth_rows)
 
 
 def _number(value) -> float | None:

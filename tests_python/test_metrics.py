@@ -11,59 +11,29 @@ from __future__ import annotations
 import math
 import warnings
 
-import mlflow
-import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 from sklearn import metrics as skm
 from sklearn.utils.multiclass import unique_labels
 
-from conftest import CONFIG, register_wine
 from ml_eval import warehouse as wh
-from ml_eval.dbt import run_dbt
-from ml_eval.producer import predictions as pred
-from support.metric_cases import CASES, case_rows, source_rows
+from support.metric_cases import CASES, evaluated_cases, source_rows
 
 TOLERANCE = 1e-9
+
+
+def _log_agreeing_metrics(client, run_id, case, y_true, predicted, proba, classes) -> None:
+    if case == "noisy":  # MLflow-logged values the marts must agree with
+        client.log_metric(run_id, "accuracy_score", skm.accuracy_score(y_true, predicted))
+        client.log_metric(run_id, "log_loss", skm.log_loss(y_true, proba, labels=classes))
+        client.log_metric(run_id, "training_loss", float("nan"), step=3)
 
 
 @pytest.fixture(scope="module")
 def evaluated(warehouse: wh.Warehouse):
     """A database with the seeds, one real MLflow run per case, its predictions, and the marts."""
-    database = warehouse.with_database(warehouse.database + "_metrics")
-    wh.ensure_database(database, fresh=True)
-    run_dbt(["seed"], database)
-    register_wine(database)
-    with database.connect(autocommit=True) as conn:
-        conn.execute("create schema if not exists mlflow")
-        rows = conn.execute("select sample_index, class from dataset.targets order by sample_index").fetchall()
-    sample_index = np.array([r[0] for r in rows])
-    truth = np.array([r[1] for r in rows])
-    mlflow.set_tracking_uri(database.sqlalchemy_url("mlflow"))
-    client = MlflowClient(database.sqlalchemy_url("mlflow"), database.sqlalchemy_url("mlflow"))
-    experiment_id = client.create_experiment("metric-cases")
-    rng = np.random.default_rng(7)
-    run_cases = {}
-    with database.connect() as conn:
-        pred.ensure_tables(conn, CONFIG.dataset_schema)
-        for case in CASES:
-            run = client.create_run(experiment_id, run_name=case)
-            indexes, predicted, proba, classes = case_rows(case, sample_index, truth, rng)
-            with conn.transaction():
-                pred.write_batch(
-                    conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema
-                )
-            if case == "noisy":  # MLflow-logged values the marts must agree with
-                y_true = truth[np.searchsorted(sample_index, indexes)]
-                client.log_metric(run.info.run_id, "accuracy_score", skm.accuracy_score(y_true, predicted))
-                client.log_metric(run.info.run_id, "log_loss", skm.log_loss(y_true, proba, labels=classes))
-                client.log_metric(run.info.run_id, "training_loss", float("nan"), step=3)
-            client.set_terminated(run.info.run_id, "FINISHED")
-            run_cases[run.info.run_id] = case
-    run_dbt(["build", "--warn-error"], database)
-    yield database, run_cases
-    with database.connect("postgres", autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{database.database}" with (force)')
+    yield from evaluated_cases(
+        warehouse, "metrics", CASES, experiment="metric-cases", seed=7, logged=_log_agreeing_metrics
+    )
 
 
 def _expected(y_true, y_pred, proba, classes) -> dict[str, float | None]:

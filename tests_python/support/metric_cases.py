@@ -3,6 +3,8 @@ and a run's rows read straight from the source tables, never from the marts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 
@@ -86,3 +88,54 @@ def source_rows(conn, run_uuid: str):
     y_true = np.array([r[1] for r in rows])
     y_pred = np.array([r[2] for r in rows])
     return y_true, y_pred, proba, classes
+
+
+def evaluated_cases(
+    warehouse, suffix: str, cases: list[str], *, experiment: str, seed: int,
+    rows: Callable | None = None, logged: Callable | None = None,
+) -> Iterator:  # fmt: skip
+    """A module's database (`<session database>_<suffix>`) with the seeds, one real MLflow run
+    per case (its predictions from `rows`, default case_rows; `logged(client, run_id, case,
+    y_true, predicted, proba, classes)` may log metrics to it), and the marts built with
+    --warn-error. Yields (database, {run_uuid: case}); drops the database afterwards."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from conftest import CONFIG, register_wine
+    from ml_eval import warehouse as wh
+    from ml_eval.dbt import run_dbt
+    from ml_eval.producer import predictions as pred
+
+    rows = rows or case_rows
+    database = warehouse.with_database(f"{warehouse.database}_{suffix}")
+    wh.ensure_database(database, fresh=True)
+    run_dbt(["seed"], database)
+    register_wine(database)
+    with database.connect(autocommit=True) as conn:
+        conn.execute("create schema if not exists mlflow")
+        targets = conn.execute("select sample_index, class from dataset.targets order by sample_index").fetchall()
+    sample_index = np.array([r[0] for r in targets])
+    truth = np.array([r[1] for r in targets])
+    mlflow.set_tracking_uri(database.sqlalchemy_url("mlflow"))
+    client = MlflowClient(database.sqlalchemy_url("mlflow"), database.sqlalchemy_url("mlflow"))
+    experiment_id = client.create_experiment(experiment)
+    rng = np.random.default_rng(seed)
+    run_cases = {}
+    with database.connect() as conn:
+        pred.ensure_tables(conn, CONFIG.dataset_schema)
+        for case in cases:
+            run = client.create_run(experiment_id, run_name=case)
+            indexes, predicted, proba, classes = rows(case, sample_index, truth, rng)
+            with conn.transaction():
+                pred.write_batch(
+                    conn, run.info.run_id, indexes, predicted, proba, classes, schema=CONFIG.dataset_schema
+                )
+            if logged is not None:
+                y_true = truth[np.searchsorted(sample_index, indexes)]
+                logged(client, run.info.run_id, case, y_true, predicted, proba, classes)
+            client.set_terminated(run.info.run_id, "FINISHED")
+            run_cases[run.info.run_id] = case
+    run_dbt(["build", "--warn-error"], database)
+    yield database, run_cases
+    with database.connect("postgres", autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{database.database}" with (force)')
