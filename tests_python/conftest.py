@@ -45,24 +45,24 @@ def run_ml_eval(
     return done
 
 
-# `make test` runs pytest on two workers (pytest-xdist, `--dist loadscope`): a module is one unit
-# of work, run whole on one worker, so its module-scoped fixtures run once and the module that
-# uses the server's default role names (test_trust.py) never runs beside itself. Every other
+# `make test` runs pytest on two workers (pytest-xdist, `--dist loadgroup`). A module is one
+# unit of work, so its module-scoped fixtures run once. Modules that use the server's default
+# role names share one unit, as roles belong to the server, not to a database. Every other
 # shared name carries the worker's pid (databases, role prefixes) or a free port.
-# Not `--dist loadgroup` with xdist_group markers: under pytest 9.2, xdist 3.8 can no longer add
-# the group to a test's node id (pytest reads it from `_id` now), so every test became its own
-# unit and a module's fixtures ran on both workers (seen: test_side_by_side's 80 s setup twice).
+DEFAULT_ROLES = {"test_trust.py"}
 
 
 # The longest modules first (measured with --durations), so neither worker is left with one at the end.
-LONGEST_FIRST = ("test_mlflow_elsewhere.py", "test_trust.py", "test_changes.py", "test_sync_mlflow.py",
-                 "test_mlflow_versions.py", "test_side_by_side.py", "test_seeds.py", "test_bring_your_own.py",
-                 "test_promotion.py", "test_publish.py")  # fmt: skip
+LONGEST_FIRST = ("test_mlflow_elsewhere.py", "test_trust.py", "test_side_by_side.py", "test_promotion.py",
+                 "test_changes.py", "test_bring_your_own.py", "test_scale.py", "test_package.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
+    for item in items:
+        module = item.path.name
+        item.add_marker(pytest.mark.xdist_group("default-roles" if module in DEFAULT_ROLES else module))
 
 
 @pytest.fixture(scope="session", autouse=True)
