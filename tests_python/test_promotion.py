@@ -6,6 +6,11 @@ worse one (challenger: the alias stays), start the exporter and a real Prometheu
 interval) loading the shipped alert rules, then inject a regression (the champion alias moved
 by hand to the worse version, bypassing the rule), build again, and read Prometheus' alerts.
 Every number is recomputed here with scikit-learn from the stored predictions.
+
+A second database (`chance`) holds the beyond-chance condition of the default rule: the
+baseline, then a model that beats it beyond chance (champion), then one better still on macro
+F1 by three samples of 54 (not beyond chance: challenger), and one build; the paired counts
+are recounted here from the stored predictions and the p-value is SciPy's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+from scipy.stats import binomtest
 from sklearn import metrics as skm
 
 from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
@@ -33,6 +39,8 @@ MODEL = "wine-classifier"
 PREFIX = "ml_eval.promotion."
 PROMETHEUS = os.environ.get("ML_EVAL_PROMETHEUS") or "/usr/bin/prometheus"
 GOOD, WORSE = "logreg-c0.1", "baseline-most-frequent"
+# the chance flow: knn-5 gets 51 of the 54 test samples right, gboost-50x0.3-depth2 all 54
+BASELINE, DECENT, BETTER_BY_NOISE = "baseline-most-frequent", "knn-5", "gboost-50x0.3-depth2"
 
 
 def rows(database: wh.Warehouse, query: str, params: tuple = ()) -> list[tuple]:
@@ -190,14 +198,53 @@ def flow(tmp_path_factory) -> Flow:
         drop_database(database)
 
 
+@dataclass
+class Chance:
+    database: wh.Warehouse
+    results: list  # TrainResult of BASELINE, DECENT, BETTER_BY_NOISE, in that order
+    build_output: str
+
+
+@pytest.fixture(scope="module")
+def chance() -> Chance:
+    prefix = os.environ.get("ML_EVAL_TEST_DATABASE_PREFIX") or "ml_eval_pytest"
+    database = wh.resolve(CONFIG).with_database(f"{prefix}_chance_{os.getpid()}")
+    wh.ensure_database(database, fresh=True)
+    try:
+        run_dbt(["seed"], database, CONFIG)
+        by_name = {candidate.name: candidate for candidate in default_candidates()}
+        settings = Settings.from_config(CONFIG)  # the default rule: beyond chance at 0.05
+        results = [
+            train(database, settings, [by_name[name]], report=lambda line: None)
+            for name in (BASELINE, DECENT, BETTER_BY_NOISE)
+        ]
+        built = run_ml_eval("build", "--no-docs", env=database.env())
+        yield Chance(database, results, built.stdout + built.stderr)
+    finally:
+        drop_database(database)
+
+
+def paired_counts(database: wh.Warehouse, run: str, holder_run: str) -> tuple[int, int, int]:
+    """(pairs, only the run right, only the holder right), recounted in Python."""
+    target = dict(rows(database, "select sample_index, class from dataset.targets"))
+    predicted = {
+        uuid: dict(rows(database, "select sample_index, class from dataset.predictions where run_uuid = %s", (uuid,)))
+        for uuid in (run, holder_run)
+    }
+    shared = predicted[run].keys() & predicted[holder_run].keys()
+    b = sum(predicted[run][i] == target[i] != predicted[holder_run][i] for i in shared)
+    c = sum(predicted[holder_run][i] == target[i] != predicted[run][i] for i in shared)
+    return len(shared), b, c
+
+
 # --- the rule itself (no database) ------------------------------------------------------
 
 
 RULE = promotion.Rule.from_vars(CONFIG.vars)
 
 
-def holder(value: float | None, same: bool = True) -> promotion.Holder:
-    return promotion.Holder("3", "r" * 32, value, same)
+def holder(value: float | None, same: bool = True, b: int = 10, c: int = 0) -> promotion.Holder:
+    return promotion.Holder("3", "r" * 32, value, same, promotion.Paired(54, b, c) if same else None)
 
 
 @pytest.mark.parametrize(
@@ -222,6 +269,36 @@ def test_the_rule_on_its_edges(metric, margin, candidate, held, same, expected):
     assert decision.decision == expected, decision.reason
 
 
+@pytest.mark.parametrize(
+    ("max_p_value", "candidate", "held", "b", "c", "expected"),
+    [
+        (0.05, 0.95, 0.9, 6, 0, "champion"),  # p = 2 / 2^6 = 0.03125
+        (0.05, 0.95, 0.9, 5, 0, "challenger"),  # p = 0.0625
+        (0.0625, 0.95, 0.9, 5, 0, "challenger"),  # p exactly at the level: not below it
+        (0.0625 + 1e-12, 0.95, 0.9, 5, 0, "champion"),
+        (0.05, 0.95, 0.9, 0, 6, "challenger"),  # beyond chance, but the other way round
+        (0.05, 0.95, 0.9, 0, 0, "challenger"),  # no discordant pair: p = 1
+        (0.05, 0.9, 0.9, 40, 0, "challenger"),  # a tie on the metric, however small p is
+        (1.0, 0.95, 0.9, 3, 1, "champion"),  # level 1: any b > c
+        (None, 0.95, 0.9, 0, 6, "champion"),  # off: the margin alone
+    ],
+)
+def test_beyond_chance_on_its_edges(max_p_value, candidate, held, b, c, expected):
+    rule = promotion.Rule.from_vars(
+        {**CONFIG.vars, "promotion_rule": {"metric": "f1_macro", "margin": 0, "max_p_value": max_p_value}}
+    )
+    decision = promotion.decide(rule, candidate, holder(held, b=b, c=c))
+    assert decision.decision == expected, decision.reason
+    discordant = b + c
+    expected_p = binomtest(b, discordant, 0.5).pvalue if discordant else 1.0
+    assert promotion.Paired(54, b, c).p_value == pytest.approx(expected_p, rel=1e-12)
+
+
+def test_the_default_rule_requires_beyond_chance_at_the_comparisons_level():
+    rule = promotion.Rule.from_config(CONFIG)
+    assert rule.max_p_value == CONFIG.var("comparison_alpha") == 0.05
+
+
 def test_the_producer_decides_the_sql_unit_test_cases_alike():
     """The cases of the SQL copy's unit test (models/marts/registry/_registry__unit_tests.yml),
     decided by the producer's copy: both give the same decision on every one."""
@@ -237,16 +314,27 @@ def test_the_producer_decides_the_sql_unit_test_cases_alike():
     for row in csv.DictReader(io.StringIO(tags)):
         recorded.setdefault(int(row["model_version"]), {})[row["tag_key"].removeprefix(PREFIX)] = row["tag_value"]
     expected = {row["model_version"]: row["rule_decision"] for row in case["expect"]["rows"]}
-    assert sorted(recorded) == sorted(expected) and len(expected) >= 10
+    assert sorted(recorded) == sorted(expected) and len(expected) >= 15
+    assert sum("max_p_value" in values for values in recorded.values()) >= 5
     for version, values in recorded.items():
+        level = float(values["max_p_value"]) if values.get("max_p_value") else None
         rule = promotion.Rule.from_vars(
-            {**CONFIG.vars, "promotion_rule": {"metric": values["metric"], "margin": float(values["margin"])}}
+            {
+                **CONFIG.vars,
+                "promotion_rule": {"metric": values["metric"], "margin": float(values["margin"]), "max_p_value": level},
+            }
         )
         held = None
         if values["holder_version"]:
             value = float(values["holder_value"]) if values["holder_value"] else None
+            paired = None
+            if values.get("n_paired"):
+                paired = promotion.Paired(
+                    int(values["n_paired"]), int(values["candidate_only_correct"]), int(values["holder_only_correct"])
+                )
+                assert paired.p_value == pytest.approx(float(values["p_value"]), rel=1e-12), version
             held = promotion.Holder(
-                values["holder_version"], values["holder_run_id"], value, values["same_samples"] == "true"
+                values["holder_version"], values["holder_run_id"], value, values["same_samples"] == "true", paired
             )
         decision = promotion.decide(rule, float(values["value"]), held)
         assert decision.decision == expected[version] == values["decision"], (version, decision.reason)
@@ -258,6 +346,10 @@ def test_the_producer_decides_the_sql_unit_test_cases_alike():
         ({"metric": "f1_micro", "margin": 0}, "dbt var promotion_rule.metric is 'f1_micro': use one of var"),
         ({"metric": "f1_macro", "margin": -0.1}, "dbt var promotion_rule.margin is -0.1: use a number >= 0"),
         ({"metric": "f1_macro", "margin": "a lot"}, "dbt var promotion_rule.margin is 'a lot'"),
+        ({"metric": "f1_macro", "max_p_value": 0}, "dbt var promotion_rule.max_p_value is 0: use a number in (0, 1]"),
+        ({"metric": "f1_macro", "max_p_value": 1.5}, "dbt var promotion_rule.max_p_value is 1.5"),
+        ({"metric": "f1_macro", "max_p_value": "5%"}, "dbt var promotion_rule.max_p_value is '5%'"),
+        ({"metric": "f1_macro", "max_p_value": True}, "dbt var promotion_rule.max_p_value is True"),
     ],
 )
 def test_a_bad_rule_is_refused_in_one_line(rule, message):
@@ -408,6 +500,76 @@ def test_the_exporter_refuses_a_missing_database_in_one_line():
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "h_no_such_database_promotion" in done.stderr
+
+
+# --- beyond chance ----------------------------------------------------------------------
+
+
+def test_a_gain_beyond_chance_takes_champion_and_one_by_noise_does_not(chance):
+    _, decent, noisy = chance.results
+    assert [r.decision.decision for r in chance.results] == ["champion", "champion", "challenger"]
+    # the noisy one is better on the rule's metric: only the paired test keeps it out
+    assert macro_f1(chance.database, noisy.champion.run_id) > macro_f1(chance.database, decent.champion.run_id)
+    assert "but not beyond chance at 0.05" in noisy.decision.reason
+    assert "and beyond chance" in decent.decision.reason
+    aliases = dict(
+        rows(chance.database, "select alias, version from mlflow.registered_model_aliases where name = %s", (MODEL,))
+    )
+    assert aliases == {"champion": int(decent.champion.version), "challenger": int(noisy.champion.version)}
+
+
+def test_the_paired_comparison_is_recorded_and_recounted(chance):
+    baseline, decent, noisy = chance.results
+    for candidate, held in ((decent, baseline), (noisy, decent)):
+        tags = dict(
+            rows(
+                chance.database,
+                "select key, value from mlflow.model_version_tags where name = %s and version = %s and key like %s",
+                (MODEL, int(candidate.champion.version), PREFIX + "%"),
+            )
+        )
+        n, b, c = paired_counts(chance.database, candidate.champion.run_id, held.champion.run_id)
+        assert n == 54
+        assert (tags[PREFIX + "n_paired"], tags[PREFIX + "candidate_only_correct"]) == (str(n), str(b))
+        assert tags[PREFIX + "holder_only_correct"] == str(c)
+        assert float(tags[PREFIX + "p_value"]) == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
+        assert float(tags[PREFIX + "max_p_value"]) == 0.05
+    assert paired_counts(chance.database, noisy.champion.run_id, decent.champion.run_id) == (54, 3, 0)
+
+
+def test_the_mart_decides_beyond_chance_and_matches_the_comparisons(chance):
+    decisions = rows(
+        chance.database,
+        "select model_version, decision, rule_decision, max_p_value, n_candidate_only_correct,"
+        " n_holder_only_correct, mcnemar_p_value, is_better_beyond_chance from published.fct_promotion_decisions"
+        " where registered_model_name = %s order by model_version",
+        (MODEL,),
+    )
+    baseline, decent, noisy = chance.results
+    assert [row[:3] for row in decisions] == [
+        (int(baseline.champion.version), "champion", "champion"),
+        (int(decent.champion.version), "champion", "champion"),
+        (int(noisy.champion.version), "challenger", "challenger"),
+    ]
+    assert decisions[0][3:] == (0.05, None, None, None, False)
+    assert decisions[2][3:6] == (0.05, 3, 0) and decisions[2][7] is False
+    assert decisions[2][6] == pytest.approx(binomtest(3, 3, 0.5).pvalue, rel=1e-12)  # 0.25
+    assert decisions[1][7] is True
+    # the comparison mart compares the challenger with the champion it was judged against, so
+    # assert_promotion_comparisons_match_the_marts had a row to check, and it passed
+    (compared,) = rows(
+        chance.database,
+        "select n_run_only_correct, n_reference_only_correct, mcnemar_p_value from published.fct_run_comparisons"
+        " where run_uuid = %s and reference_run_uuid = %s",
+        (noisy.champion.run_id, decent.champion.run_id),
+    )
+    assert compared[:2] == (3, 0) and compared[2] == pytest.approx(0.25, rel=1e-9)
+    (status,) = rows(
+        chance.database,
+        "select status from audit.ml_eval_test_results"
+        " where test_name = 'assert_promotion_comparisons_match_the_marts'",
+    )
+    assert status == ("pass",)
 
 
 if __name__ == "__main__":  # pragma: no cover

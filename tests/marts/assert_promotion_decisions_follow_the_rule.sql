@@ -9,6 +9,10 @@ select
     candidate_value,
     holder_model_version,
     holder_value,
-    is_same_evaluation_samples
+    is_same_evaluation_samples,
+    max_p_value,
+    n_candidate_only_correct,
+    n_holder_only_correct,
+    mcnemar_p_value
 from {{ ref('fct_promotion_decisions') }}
 where not agrees_with_rule

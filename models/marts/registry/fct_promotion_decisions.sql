@@ -1,9 +1,13 @@
 -- One row per promotion decision `ml-eval train` made (the tags under var promotion_tag_prefix
 -- of a model version), with the rule applied again here from what it recorded: the promotion
--- rule of src/ml_eval/producer/promotion.py, in SQL. A test holds rule_decision = decision.
+-- rule of src/ml_eval/producer/promotion.py, in SQL. A test holds rule_decision = decision;
+-- another holds the recorded paired counts and p-value equal to fct_run_comparisons' wherever
+-- it compares the candidate with the same holder. Decisions recorded before the rule had a
+-- beyond-chance condition have no max_p_value tag, and are decided without one.
 {%- set prefix = var('promotion_tag_prefix') %}
 {%- set fields = ['decision', 'reason', 'metric', 'margin', 'value', 'holder_version',
-    'holder_run_id', 'holder_value', 'same_samples', 'decided_at'] %}
+    'holder_run_id', 'holder_value', 'same_samples', 'decided_at', 'max_p_value', 'n_paired',
+    'candidate_only_correct', 'holder_only_correct', 'p_value'] %}
 {%- set directions = var('metric_directions') %}
 
 with
@@ -49,6 +53,11 @@ typed as (
         cast(nullif(nullif(lower(recorded_holder_value), ''), 'nan') as double precision) as holder_value,
         cast(nullif(recorded_same_samples, '') as boolean) as is_same_evaluation_samples,
         cast(recorded_decided_at as timestamp with time zone) as decided_at,
+        cast(nullif(recorded_max_p_value, '') as double precision) as max_p_value,
+        cast(nullif(recorded_n_paired, '') as bigint) as n_paired,
+        cast(nullif(recorded_candidate_only_correct, '') as bigint) as n_candidate_only_correct,
+        cast(nullif(recorded_holder_only_correct, '') as bigint) as n_holder_only_correct,
+        cast(nullif(recorded_p_value, '') as double precision) as mcnemar_p_value,
         case recorded_metric
             {%- for metric, direction in directions.items() %}
                 when {{ sql_string(metric) }} then {{ sql_string(direction) }}
@@ -58,7 +67,8 @@ typed as (
     where recorded_decision is not null
 ),
 
--- how much better the candidate was, rounded to 12 decimals as the producer rounds it
+-- how much better the candidate was, rounded to 12 decimals as the producer rounds it, and
+-- whether it was better beyond chance on the samples both predicted
 gained as (
     select
         *,
@@ -67,7 +77,10 @@ gained as (
                 when metric_direction = 'lower' then holder_value - candidate_value
                 else candidate_value - holder_value
             end as numeric
-        ), 12) as gain
+        ), 12) as gain,
+        coalesce(
+            n_candidate_only_correct > n_holder_only_correct and mcnemar_p_value < max_p_value, false
+        ) as is_better_beyond_chance
     from typed
 ),
 
@@ -78,7 +91,9 @@ decided as (
             when holder_model_version is null then 'champion'
             when not is_same_evaluation_samples then 'challenger'
             when gain is null then 'challenger'
-            when gain > margin then 'champion'
+            when not gain > margin then 'challenger'
+            when max_p_value is null then 'champion'
+            when is_better_beyond_chance then 'champion'
             else 'challenger'
         end as rule_decision
     from gained
@@ -102,6 +117,12 @@ final as (
         decided.holder_value,
         decided.is_same_evaluation_samples,
         cast(decided.gain as double precision) as gain,
+        decided.max_p_value,
+        decided.n_paired,
+        decided.n_candidate_only_correct,
+        decided.n_holder_only_correct,
+        decided.mcnemar_p_value,
+        decided.is_better_beyond_chance,
         decided.rule_decision,
         decided.rule_decision = decided.decision as agrees_with_rule,
         -- the rule's metric as the marts compute it now, for the candidate and the holder

@@ -11,11 +11,19 @@ from the same dbt vars (a test pins the two together):
   than `margin`: `round(candidate - holder, 12) > margin` (`holder - candidate` for log_loss;
   rounded so floating-point noise is a tie). A tie, a smaller gain, or a holder evaluated on
   other samples leave the alias where it is; the candidate gets var `challenger_alias`.
+- Beyond chance: with `max_p_value` set (the default, 0.05; null turns it off), the candidate
+  must also be better than the holder beyond chance on the samples both predicted, as
+  fct_run_comparisons tests it: it got more of them right that the holder got wrong (b) than
+  the other way round (c), and the exact McNemar p-value (SciPy's `binomtest(b, b + c,
+  0.5).pvalue`; 1 when b = c = 0) is below `max_p_value`. A gain on 54 samples that two
+  samples decide is noise, and leaves the alias where it is.
 - With no holder (a new registered model, or an alias removed by hand), the candidate is champion.
 - The decision is recorded on the candidate's model version as tags under var
   `promotion_tag_prefix` (`decision`, `reason`, `metric`, `margin`, `value`, `holder_version`,
-  `holder_run_id`, `holder_value`, `same_samples`, `decided_at`), which fct_promotion_decisions
-  reads and decides again from (its `rule_decision`, tested equal to `decision`).
+  `holder_run_id`, `holder_value`, `same_samples`, `decided_at`, and for the paired test
+  `max_p_value`, `n_paired`, `candidate_only_correct`, `holder_only_correct`, `p_value`), which
+  fct_promotion_decisions reads and decides again from (its `rule_decision`, tested equal to
+  `decision`; its recorded counts and p-value tested equal to fct_run_comparisons').
 
 The holder's value is the one MLflow logged for its run (the first key of var
 `mlflow_metric_names` it has, as fct_run_evaluation reads it; the build checks it agrees with
@@ -53,6 +61,7 @@ class Rule:
     champion_alias: str
     challenger_alias: str
     tag_prefix: str
+    max_p_value: float | None = None  # None: no beyond-chance condition
 
     @classmethod
     def from_config(cls, config: Config) -> Rule:
@@ -74,6 +83,14 @@ class Rule:
             raise UserError(f"dbt var metric_directions.{metric} is {directions[metric]!r}: use higher or lower")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin) or margin < 0:
             raise UserError(f"dbt var promotion_rule.margin is {margin!r}: use a number >= 0")
+        max_p_value = rule.get("max_p_value")
+        if max_p_value is not None and (
+            isinstance(max_p_value, bool) or not isinstance(max_p_value, int | float) or not 0 < max_p_value <= 1
+        ):
+            raise UserError(
+                f"dbt var promotion_rule.max_p_value is {max_p_value!r}: use a number in (0, 1], or null for no"
+                " beyond-chance condition"
+            )
         return cls(
             metric=metric,
             margin=float(margin),
@@ -81,6 +98,7 @@ class Rule:
             champion_alias=str(values["champion_alias"]),
             challenger_alias=str(values["challenger_alias"]),
             tag_prefix=str(values["promotion_tag_prefix"]),
+            max_p_value=None if max_p_value is None else float(max_p_value),
         )
 
     def gain(self, candidate: float, holder: float) -> float:
@@ -89,7 +107,31 @@ class Rule:
         return round(difference, DECIMALS)
 
     def describe(self) -> str:
-        return f"{self.metric} by more than {self.margin:g}"
+        beyond = f", beyond chance (McNemar p < {self.max_p_value:g})" if self.max_p_value is not None else ""
+        return f"{self.metric} by more than {self.margin:g}{beyond}"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The candidate against the holder on the samples both predicted (fct_run_comparisons')."""
+
+    n_paired: int
+    candidate_only_correct: int  # b: the candidate right, the holder wrong
+    holder_only_correct: int  # c: the other way round
+
+    @property
+    def p_value(self) -> float:
+        """The exact McNemar test: SciPy's two-sided binomial test of b in b + c at 1/2."""
+        from scipy.stats import binomtest
+
+        discordant = self.candidate_only_correct + self.holder_only_correct
+        return 1.0 if discordant == 0 else float(binomtest(self.candidate_only_correct, discordant, 0.5).pvalue)
+
+    def describe(self) -> str:
+        return (
+            f"McNemar p = {self.p_value:.4g}: {self.candidate_only_correct} samples only it got right,"
+            f" {self.holder_only_correct} only the holder"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +142,7 @@ class Holder:
     run_id: str
     value: float | None  # its logged value of the rule's metric; None when it logged none
     same_samples: bool  # evaluated on the candidate's dataset and samples
+    paired: Paired | None = None  # the candidate against it, when same_samples
 
 
 @dataclass(frozen=True)
@@ -125,9 +168,17 @@ def decide(rule: Rule, candidate_value: float, holder: Holder | None) -> Decisio
         return Decision(CHALLENGER, f"v{holder.version} holds champion and logged no {rule.metric}", holder)
     gain = rule.gain(candidate_value, holder.value)
     compared = f"{rule.metric} {candidate_value:.6f} vs v{holder.version}'s {holder.value:.6f}"
-    if gain > rule.margin:
-        return Decision(CHAMPION, f"{compared}: better by more than {rule.margin:g}", holder)
-    return Decision(CHALLENGER, f"{compared}: not better by more than {rule.margin:g}", holder)
+    if not gain > rule.margin:
+        return Decision(CHALLENGER, f"{compared}: not better by more than {rule.margin:g}", holder)
+    better = f"{compared}: better by more than {rule.margin:g}"
+    if rule.max_p_value is None:
+        return Decision(CHAMPION, better, holder)
+    paired = holder.paired
+    if paired is None:
+        return Decision(CHALLENGER, f"{better}, but no paired comparison with v{holder.version}", holder)
+    if paired.candidate_only_correct > paired.holder_only_correct and paired.p_value < rule.max_p_value:
+        return Decision(CHAMPION, f"{better} and beyond chance ({paired.describe()})", holder)
+    return Decision(CHALLENGER, f"{better} but not beyond chance at {rule.max_p_value:g} ({paired.describe()})", holder)
 
 
 def _evaluation_samples(conn: psycopg.Connection, dataset_schema: str, run_id: str) -> tuple[int | None, list[int]]:
@@ -146,6 +197,27 @@ def _evaluation_samples(conn: psycopg.Connection, dataset_schema: str, run_id: s
     return row[0], list(row[1])
 
 
+def paired_outcomes(conn: psycopg.Connection, dataset_schema: str, candidate_run_id: str, holder_run_id: str) -> Paired:
+    """The two runs' predictions paired on the sample and scored against its target, as
+    fct_run_comparisons pairs them (every pair of rows of one sample)."""
+    row = conn.execute(
+        sql.SQL(
+            "select count(*),"
+            " count(*) filter (where candidate.class = targets.class and holder.class <> targets.class),"
+            " count(*) filter (where candidate.class <> targets.class and holder.class = targets.class)"
+            " from {predictions} as candidate"
+            " join {predictions} as holder on holder.sample_index = candidate.sample_index"
+            " join {targets} as targets on targets.sample_index = candidate.sample_index"
+            " where candidate.run_uuid = %(candidate)s and holder.run_uuid = %(holder)s"
+        ).format(
+            predictions=sql.Identifier(dataset_schema, "predictions"),
+            targets=sql.Identifier(dataset_schema, "targets"),
+        ),
+        {"candidate": candidate_run_id, "holder": holder_run_id},
+    ).fetchone()
+    return Paired(int(row[0]), int(row[1]), int(row[2]))
+
+
 def logged_value(client, run_id: str, metric: str, names: Mapping[str, Any]) -> float | None:
     """The run's latest logged value of `metric` under the first key of its var list it has."""
     keys = names.get(metric) or []
@@ -159,6 +231,7 @@ def current_holder(
     conn: psycopg.Connection,
     rule: Rule,
     *,
+    candidate_run_id: str,
     registered_model: str,
     dataset_schema: str,
     dataset_id: int,
@@ -177,7 +250,8 @@ def current_holder(
     held_dataset, held_samples = _evaluation_samples(conn, dataset_schema, version.run_id)
     same = held_dataset == dataset_id and held_samples == sorted(sample_indexes)
     value = logged_value(client, version.run_id, rule.metric, metric_names)
-    return Holder(str(version.version), version.run_id, value, same)
+    paired = paired_outcomes(conn, dataset_schema, candidate_run_id, version.run_id) if same else None
+    return Holder(str(version.version), version.run_id, value, same, paired)
 
 
 def decision_tags(rule: Rule, decision: Decision, candidate_value: float) -> dict[str, str]:
@@ -194,7 +268,17 @@ def decision_tags(rule: Rule, decision: Decision, candidate_value: float) -> dic
         "holder_value": repr(holder.value) if holder and holder.value is not None else "",
         "same_samples": ("true" if holder.same_samples else "false") if holder else "",
         "decided_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "max_p_value": "" if rule.max_p_value is None else repr(rule.max_p_value),
     }
+    paired = holder.paired if holder else None
+    values.update(
+        {
+            "n_paired": str(paired.n_paired) if paired else "",
+            "candidate_only_correct": str(paired.candidate_only_correct) if paired else "",
+            "holder_only_correct": str(paired.holder_only_correct) if paired else "",
+            "p_value": repr(paired.p_value) if paired else "",
+        }
+    )
     return {f"{rule.tag_prefix}{key}": value for key, value in values.items()}
 
 

@@ -19,8 +19,9 @@
    decimals, so runs whose scores differ only by floating-point noise count as tied.
 5. That run is judged against the version holding the champion alias now
    (`ml_eval.producer.promotion`): it takes the alias (var `champion_alias`) only if it beats
-   the holder on the same dataset and evaluation samples by the rule's margin, else it gets
-   var `challenger_alias`. The decision and its reason are tags of its model version.
+   the holder on the same dataset and evaluation samples by the rule's margin and, by
+   default, beyond chance on those samples (exact McNemar, `promotion_rule.max_p_value`),
+   else it gets var `challenger_alias`. The decision and its reason are tags of its model version.
 
 Re-running appends new runs, versions and predictions; earlier ones are never touched.
 How models are saved (skops and its trusted types) is explained in `ml_eval.producer.tracking`.
@@ -584,6 +585,7 @@ def train(
                 client,
                 conn,
                 rule,
+                candidate_run_id=best.run_id,
                 registered_model=settings.registered_model,
                 dataset_schema=settings.dataset_schema,
                 dataset_id=session.dataset_id,
