@@ -82,7 +82,7 @@ demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL 
 test: setup-browser setup-prometheus lint  ## command 2: every check: lint, the main job with dbt build --warn-error into a fresh database, project rules, pytest
 	$(ML_EVAL) demo --database ml_eval_ci --fresh --warn-error --no-docs
 	$(ML_EVAL) rules --database ml_eval_ci
-	ML_EVAL_TEST_BUILT_FROM=ml_eval_ci $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations 15
+	ML_EVAL_TEST_BUILT_FROM=ml_eval_ci $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations 15
 
 # Every linter runs, then the target fails if any of them did (one run shows everything to fix).
 # `ruff format --check` names each file it would change (`ruff format --diff` shows how).

@@ -45,24 +45,34 @@ def run_ml_eval(
     return done
 
 
-# `make test` runs pytest on two workers (pytest-xdist, `--dist loadgroup`). A module is one
-# unit of work, so its module-scoped fixtures run once. Modules that use the server's default
-# role names share one unit, as roles belong to the server, not to a database. Every other
+# `make test` runs pytest on two workers (pytest-xdist, `--dist loadscope
+# --no-loadscope-reorder`): a module is one unit of work, so its module-scoped fixtures run
+# once, in the order below (the longest first, so neither worker is left with one at the end).
+# test_trust alone uses the server's default role names (roles belong to the server, not to a
+# database); as a module runs on one worker, no other test sees them half-made. Every other
 # shared name carries the worker's pid (databases, role prefixes) or a free port.
-DEFAULT_ROLES = {"test_trust.py"}
-
-
-# The longest modules first (measured with --durations), so neither worker is left with one at the end.
-LONGEST_FIRST = ("test_mlflow_elsewhere.py", "test_trust.py", "test_side_by_side.py", "test_promotion.py",
-                 "test_changes.py", "test_bring_your_own.py", "test_scale.py", "test_package.py")  # fmt: skip
+# A worker's modules share its session database `built`: they read it, or clone it to change it.
+# (xdist's `loadgroup` did not serve: under pytest 9.2 its group suffix never reaches the node
+# id, so every test was a unit of its own and module fixtures ran once per worker.)
+LONGEST_FIRST = ("test_trust.py", "test_changes.py", "test_sync_mlflow.py", "test_mlflow_versions.py",
+                 "test_mlflow_elsewhere.py", "test_promotion.py", "test_side_by_side.py", "test_seeds.py",
+                 "test_bring_your_own.py", "test_publish.py", "test_metric_names.py", "test_comparisons.py",
+                 "test_completeness.py", "test_project_rules.py", "test_scale.py", "test_package.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
-    for item in items:
-        module = item.path.name
-        item.add_marker(pytest.mark.xdist_group("default-roles" if module in DEFAULT_ROLES else module))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_environment():
+    """What a module sets in os.environ (run_dbt's PG* variables, MLflow's tracking URI) ends
+    with it: the next module on the same worker starts from the session's environment."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session", autouse=True)

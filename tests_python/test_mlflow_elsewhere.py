@@ -15,7 +15,9 @@ file, never into the warehouse:
 Every published metric of every run equals scikit-learn's on the same rows to 1e-9, and
 every `logged_*` value of `fct_run_evaluation` is the source store's own value, bit for bit
 (`float.hex`), read through the source's own driver (pymysql, sqlite3). `ml-eval train`
-without ML_EVAL_MLFLOW_URI refuses to write into the synced copy.
+without ML_EVAL_MLFLOW_URI refuses to write into the synced copy. An `ml-eval build` killed
+while its sync reads a run's 130,000 metric rows leaves the copy and the published marts
+exactly as they were.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import CONFIG, PROJECT_DIR, drop_database, run_ml_eval
+from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
 from ml_eval import mlflow_sync
 from ml_eval import warehouse as wh
 from test_bring_your_own import _sklearn_metrics
@@ -199,8 +201,60 @@ def test_runs_mlflow_writes_to_sqlite_are_evaluated_exactly(tmp_path: Path):
             assert _assert_logged_bit_for_bit(published[run_uuid], latest) == 2
             assert published[run_uuid]["mlflow_agreement"] == "agrees", published[run_uuid]
         _assert_mlflow_ui_shows(database, published, env, tmp_path)
+        _kill_a_build_midway_through_its_sync(database, uri, env)
     finally:
         drop_database(database)
+
+
+def _digests(database: wh.Warehouse, schemas: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """Every table of the schemas: its row count and an md5 of its rows' text, sorted."""
+    with database.connect() as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1, 2",
+            (list(schemas),),
+        ).fetchall()
+        return {
+            f"{schema}.{table}": conn.execute(
+                f"select count(*), md5(coalesce(string_agg(t::text, E'\\n' order by t::text), ''))"
+                f' from "{schema}"."{table}" as t'
+            ).fetchone()
+            for schema, table in tables
+        }
+
+
+def _kill_a_build_midway_through_its_sync(database: wh.Warehouse, uri: str, env: dict[str, str]) -> None:
+    """A run with 130,000 metric rows in MLflow's store, then `ml-eval build` (which syncs first),
+    SIGKILLed once its sync has read 100,000 of them: the copy and the published marts stay."""
+    before = _digests(database, ("published", SCHEMA))
+    assert sum(rows for name, (rows, _) in before.items() if name.startswith("published.")) > 0
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.get_experiment_by_name("iris").experiment_id, run_name="long").info.run_id
+    for start in range(0, 130_000, 1000):
+        client.log_batch(run_id, metrics=[Metric("long", step / 7, step, step) for step in range(start, start + 1000)])
+    client.set_terminated(run_id)
+    process = subprocess.Popen(
+        [*ML_EVAL, "build", "--no-docs"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if line.startswith("sync-mlflow: metrics: 100000 rows read"):
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, seen
+    assert _digests(database, ("published", SCHEMA)) == before
 
 
 def _free_port() -> int:

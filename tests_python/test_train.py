@@ -20,7 +20,7 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from conftest import CONFIG, PROJECT_DIR, drop_database, run_ml_eval
+from conftest import CONFIG, PROJECT_DIR, clone_database, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
 from ml_eval.errors import UserError
 from ml_eval.producer.candidates import Candidate, default_candidates
@@ -264,7 +264,17 @@ def test_tree_models_trust_exactly_their_scikit_learn_types(built):
         assert all(t.startswith("sklearn.") for t in flavor["skops_trusted_types"]), name
 
 
-def test_rerun_appends_runs_and_leaves_earlier_rows_identical(built):
+@pytest.fixture
+def rerun_copy(built):
+    """A copy of the demo database to train a second batch into: `built` is shared by the
+    worker's modules, which read it as the demo left it."""
+    copy = clone_database(built, f"{built.database}_rerun")
+    yield copy
+    drop_database(copy)
+
+
+def test_rerun_appends_runs_and_leaves_earlier_rows_identical(rerun_copy):
+    copy = rerun_copy
     snapshot_queries = {
         "predictions": "select t::text from dataset.predictions as t order by prediction_id",
         "prediction_scores": "select t::text from dataset.prediction_scores as t order by prediction_id, class",
@@ -274,29 +284,29 @@ def test_rerun_appends_runs_and_leaves_earlier_rows_identical(built):
         "tags": "select t::text from mlflow.tags as t order by run_uuid, key",
         "model_versions": "select t::text from mlflow.model_versions as t order by version",
     }
-    before = {name: [r[0] for r in rows(built, query)] for name, query in snapshot_queries.items()}
-    runs_before = finished_runs(built)
+    before = {name: [r[0] for r in rows(copy, query)] for name, query in snapshot_queries.items()}
+    runs_before = finished_runs(copy)
 
-    done = run_ml_eval("train", env=built.env())
+    done = run_ml_eval("train", env=copy.env())
     lines = done.stdout.strip().splitlines()
     assert sum(line.startswith("run ") for line in lines) == N_CANDIDATES
     # the same candidates on the same split score the same: a tie never takes the alias
     assert lines[-1].startswith(f"challenger: {MODEL} v")
     assert lines[-1].endswith("not better by more than 0")
 
-    after = {name: [r[0] for r in rows(built, query)] for name, query in snapshot_queries.items()}
+    after = {name: [r[0] for r in rows(copy, query)] for name, query in snapshot_queries.items()}
     for name in snapshot_queries:
         assert set(before[name]) <= set(after[name]), f"{name}: an earlier row changed or vanished"
     assert after["predictions"][: len(before["predictions"])] == before["predictions"]
-    runs_after = finished_runs(built)
+    runs_after = finished_runs(copy)
     assert runs_after[: len(runs_before)] == runs_before
     new_runs = runs_after[len(runs_before) :]
     assert len(new_runs) == N_CANDIDATES
     assert len(after["predictions"]) == len(before["predictions"]) + N_CANDIDATES * N_TEST
-    assert_alias_is_best_of_batch(built, "challenger")
-    assert_alias_is_best_of_batch(built, "champion", batch=-2)  # the first batch's best keeps it
-    (challenger,) = rows(built, "select version from mlflow.registered_model_aliases where alias = 'challenger'")[0]
-    assert dict(_versions(built))[challenger] in {run for run, _, _ in new_runs}
+    assert_alias_is_best_of_batch(copy, "challenger")
+    assert_alias_is_best_of_batch(copy, "champion", batch=-2)  # the first batch's best keeps it
+    (challenger,) = rows(copy, "select version from mlflow.registered_model_aliases where alias = 'challenger'")[0]
+    assert dict(_versions(copy))[challenger] in {run for run, _, _ in new_runs}
     assert lines[-1].startswith(f"challenger: {MODEL} v{challenger} = run ")
 
 
