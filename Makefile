@@ -54,27 +54,25 @@ lock: $(BIN)/uv  ## re-resolve requirements-dev.lock, then requirements.lock wit
 	$(BIN)/uv pip compile $(LOCK_FLAGS) --group dev pyproject.toml -o requirements-dev.lock
 	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml -c requirements-dev.lock -o requirements.lock
 
-setup-browser:  ## Chromium for the tests that render pages: Debian's package via apt-get (as root) when missing
-	@command -v $(CHROMIUM) >/dev/null && exit 0; \
+# $(call debian_package,PACKAGE,CHECK,WHAT): nothing when CHECK succeeds, else Debian's PACKAGE via
+# apt-get, as root (a non-root user is told the command to run), then CHECK again.
+define debian_package
+	@$(2) && exit 0; \
 	if [ "$$(id -u)" -ne 0 ]; then \
-		echo "chromium is missing: as root, run apt-get update && apt-get install -y --no-install-recommends chromium (or make setup-browser)" >&2; \
+		echo "$(1) is missing: as root, run apt-get update && apt-get install -y --no-install-recommends $(1) (or make $(3))" >&2; \
 		exit 1; \
 	fi; \
 	set -x; \
 	DEBIAN_FRONTEND=noninteractive apt-get update && \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && \
-	command -v chromium >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1) && \
+	$(2)
+endef
+
+setup-browser:  ## Chromium for the tests that render pages: Debian's package via apt-get (as root) when missing
+	$(call debian_package,chromium,command -v $(CHROMIUM) >/dev/null,setup-browser)
 
 setup-prometheus:  ## Prometheus for the alerting test: Debian's package via apt-get (as root) when missing
-	@test -x $(PROMETHEUS) && exit 0; \
-	if [ "$$(id -u)" -ne 0 ]; then \
-		echo "prometheus is missing: as root, run apt-get update && apt-get install -y --no-install-recommends prometheus (or make setup-prometheus)" >&2; \
-		exit 1; \
-	fi; \
-	set -x; \
-	DEBIAN_FRONTEND=noninteractive apt-get update && \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus && \
-	test -x $(PROMETHEUS)
+	$(call debian_package,prometheus,test -x $(PROMETHEUS),setup-prometheus)
 
 demo: install  ## command 1: the main job on the warehouse (embedded PostgreSQL unless PGHOST is set)
 	$(ML_EVAL) demo

@@ -64,11 +64,11 @@
 {#- A where clause for a model read from `parent`, keyed by run like it: in an incremental
     build, only the rows of the parent's runs this model does not hold yet; nothing (every
     row) in a full build. -#}
-{% macro where_run_is_new(parent, many_rows_per_run=false) -%}
+{% macro where_run_is_new(parent) -%}
     {%- if is_incremental() -%}
         where {{ run_uuid_in(
             'select parent_runs.run_uuid from ('
-            ~ distinct_run_uuids(parent, many_rows_per_run) ~ ') as parent_runs'
+            ~ distinct_run_uuids(parent) ~ ') as parent_runs'
             ~ ' where ' ~ run_is_new('parent_runs.run_uuid')
         ) }}
     {%- endif -%}
@@ -96,13 +96,12 @@
     that the model `runs_model` (of this package; a row per run_uuid, the model's SQL refs
     it) no longer lists (a run deleted, failed, or gone from MLflow), or that it built from
     other inputs than the run's current ones (its predictions, probabilities, dataset or
-    metrics changed since). Nothing in a full build.
-    `many_rows_per_run`: of this model, as in distinct_run_uuids. -#}
-{% macro delete_stale_runs(runs_model, many_rows_per_run=false) -%}
+    metrics changed since). Nothing in a full build. -#}
+{% macro delete_stale_runs(runs_model) -%}
     {%- if is_incremental() -%}
         {%- set stale_runs -%}
             select held_runs.run_uuid
-            from ({{ distinct_run_uuids(this, many_rows_per_run) }}) as held_runs
+            from ({{ distinct_run_uuids(this) }}) as held_runs
             where held_runs.run_uuid not in (
                 {{ runs_built_from_current_inputs(fingerprint_key(this.schema, this.identifier), relation_of(runs_model)) }}
             )
