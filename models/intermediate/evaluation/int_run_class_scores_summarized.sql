@@ -57,19 +57,19 @@ per_class as (
                 predictions.predicted_class = targets.actual_class as is_correct,
                 abs(sum(scores.probability) over by_prediction - 1)
                 > {{ var('probability_tolerance') }} as is_sum_off,
-                row_number() over by_prediction_rank <= 2 as is_top_2
+                row_number() over by_prediction <= 2 as is_top_2
             from predictions
             inner join targets
                 on predictions.sample_index = targets.sample_index
             inner join scores
                 on predictions.prediction_id = scores.prediction_id
             where predictions.run_uuid = runs.run_uuid
-            window
-                by_prediction as (partition by predictions.prediction_id),
-                by_prediction_rank as (
-                    partition by predictions.prediction_id
-                    order by scores.probability desc, scores.score_class desc
-                )
+            -- one window for both (one sort, one pass): the sum's frame is the whole prediction
+            window by_prediction as (
+                partition by predictions.prediction_id
+                order by scores.probability desc, scores.score_class desc
+                rows between unbounded preceding and unbounded following
+            )
         ),
 
         -- one row per class and distinct probability: the thresholds of scikit-learn's curves
