@@ -13,6 +13,7 @@ after its progress line) leaves the copy as it was; the refusals are one line.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from psycopg import sql
 
 from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
 from ml_eval import warehouse as wh
@@ -614,6 +616,7 @@ def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
 
     source = _fresh_warehouse("sync_pg_source")
     target = _fresh_warehouse("sync_pg_copy")
+    read_only_copy, reader = None, f"{PREFIX}_sync_reader_{os.getpid()}"
     try:
         with source.connect() as conn:
             conn.execute("create schema mlflow")
@@ -631,6 +634,37 @@ def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
         assert [row for row in copy["runs"] if run_id in row]
         assert metric_values(store, run_id)["sum"] == (struct.pack(">d", 0.30000000000000004), False)
         assert changes(sync(store)) == {}
+
+        # the sync's reader with exactly the README's privileges: a fresh copy equal to the source
+        with source.connect(autocommit=True) as conn:
+            for statement in (
+                "drop role if exists {reader}",
+                "create role {reader} login",
+                "grant connect on database {database} to {reader}",
+                "grant usage on schema mlflow to {reader}",
+                "grant select on all tables in schema mlflow to {reader}",
+                "alter default privileges in schema mlflow grant select on tables to {reader}",
+            ):
+                conn.execute(
+                    sql.SQL(statement).format(reader=sql.Identifier(reader), database=sql.Identifier(source.database))
+                )
+        as_reader = dataclasses.replace(source, user=reader)
+        read_only_copy = _fresh_warehouse("sync_pg_reader")
+        reader_store = Store("postgresql", as_reader.sqlalchemy_url("mlflow"), connect, '"', read_only_copy)
+        done = sync(reader_store)
+        assert "schema created" in done.stdout and f"postgresql+psycopg://{reader}@" in done.stdout
+        assert assert_copy_is_exact(reader_store) == copy
+        # and it can write nothing there; a table MLflow's role adds later is readable
+        with as_reader.connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("delete from mlflow.runs")
+        with source.connect() as conn:
+            conn.execute("create table mlflow.a_later_release (id integer)")
+        with as_reader.connect() as conn:
+            assert conn.execute("select count(*) from mlflow.a_later_release").fetchone() == (0,)
     finally:
         drop_database(source)
         drop_database(target)
+        if read_only_copy is not None:
+            drop_database(read_only_copy)
+        with target.connect("postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(reader)))
