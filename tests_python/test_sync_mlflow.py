@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import re
@@ -476,6 +477,84 @@ def test_a_store_mlflow_writes_itself_is_not_overwritten(sqlite: Store):
         ]
     finally:
         drop_database(database)
+
+
+def test_gateway_secrets_are_not_copied(tmp_path: Path):
+    """MLflow's AI-gateway secrets (encrypted under MLflow's default passphrase here, as in any
+    store whose server never set MLFLOW_CRYPTO_KEK_PASSPHRASE) stay out of the copy: the table is
+    empty there, the model definition that names one is copied with a null secret_id, a second
+    sync changes nothing, and a copy that held them (made before they were withheld) is emptied."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path / "mlflow.db"
+    store = Store("sqlite", f"sqlite:///{path}", lambda: sqlite3.connect(path), '"', _fresh_warehouse("sync_secrets"))
+    try:
+        track(store, "secrets-experiment", ["a-run"])
+        mlflow_store = SqlAlchemyStore(store.uri, (tmp_path / "artifacts").as_uri())
+        secret = mlflow_store.create_gateway_secret("openai-key", {"api_key": "sk-not-a-real-key-0123456789"})
+        definition = mlflow_store.create_gateway_model_definition("gpt", secret.secret_id, "openai", "gpt-4o")
+        mlflow_store.engine.dispose()
+        source = sqlite3.connect(path)
+        source.row_factory = sqlite3.Row
+        secret_row = dict(source.execute("select * from secrets").fetchone())
+        source.close()
+        (masked,) = json.loads(secret_row["masked_value"]).values()  # e.g. sk-...6789
+        assert secret_row["secret_name"] == "openai-key" and masked.endswith("6789") and len(masked) >= 8
+
+        first = sync(store)
+        assert "schema created" in first.stdout
+        with store.warehouse.connect() as conn:
+            assert conn.execute(f'select count(*) from "{SCHEMA}".secrets').fetchone() == (0,)
+            copied = conn.execute(
+                f'select name, secret_id, provider, model_name from "{SCHEMA}".model_definitions'
+                " where model_definition_id = %s",
+                (definition.model_definition_id,),
+            ).fetchone()
+            assert copied == ("gpt", None, "openai", "gpt-4o")
+            # nothing of the secret anywhere in the copy: its name, its masked value, its bytes
+            columns = conn.execute(
+                "select table_name, column_name from information_schema.columns where table_schema = %s"
+                " and data_type in ('text', 'character varying', 'bytea', 'json', 'jsonb')",
+                (SCHEMA,),
+            ).fetchall()
+            found = [
+                (table, column)
+                for table, column in columns
+                for needle in ("openai-key", masked, bytes(secret_row["encrypted_value"]).hex()[:32])
+                if conn.execute(
+                    sql.SQL("select exists (select from {} where position(%s in cast({} as text)) > 0)").format(
+                        sql.Identifier(SCHEMA, table), sql.Identifier(column)
+                    ),
+                    (needle,),
+                ).fetchone()[0]
+            ]
+            assert found == [], found
+        assert changes(sync(store)) == {}
+
+        # a copy made before secrets were withheld: its rows go at the next sync
+        with store.warehouse.connect() as conn:
+            conn.execute(
+                sql.SQL("insert into {} ({}) values ({})").format(
+                    sql.Identifier(SCHEMA, "secrets"),
+                    sql.SQL(", ").join(map(sql.Identifier, secret_row)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(secret_row)),
+                ),
+                list(secret_row.values()),
+            )
+            conn.execute(
+                f'update "{SCHEMA}".model_definitions set secret_id = %s where model_definition_id = %s',
+                (secret.secret_id, definition.model_definition_id),
+            )
+        again = sync(store)
+        assert "secrets: 1 rows deleted from the copy (MLflow's secrets are not copied)" in again.stderr
+        with store.warehouse.connect() as conn:
+            assert conn.execute(f'select count(*) from "{SCHEMA}".secrets').fetchone() == (0,)
+            assert conn.execute(
+                f'select secret_id from "{SCHEMA}".model_definitions where model_definition_id = %s',
+                (definition.model_definition_id,),
+            ).fetchone() == (None,)
+    finally:
+        drop_database(store.warehouse)
 
 
 def test_file_store_ids_that_do_not_fit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -56,6 +56,12 @@ DRIVERS = {"mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql", "mariadb+
            "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
            "postgresql+psycopg": "postgresql+psycopg", "sqlite": "sqlite"}  # fmt: skip
 PROGRESS_ROWS = 100_000  # a progress line per this many rows read from one table
+# MLflow's tables whose rows stay out of the copy, each with the columns elsewhere that point at
+# it, copied as null (what MLflow's own ON DELETE SET NULL leaves): the AI gateway's secrets are
+# encrypted under a key MLflow derives from a passphrase whose default is published in its
+# source, they serve no evaluation, and every role that reads the copy would read them.
+WITHHELD = {"secrets": (("model_definitions", "secret_id"),)}
+WITHHELD_REFERENCES = frozenset(reference for references in WITHHELD.values() for reference in references)
 INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
@@ -176,7 +182,8 @@ class Table:
 
 
 def _tables(conn: psycopg.Connection, schema: str) -> dict[str, Table]:
-    """MLflow's tables in `schema` (all but alembic_version), with their copied columns and keys."""
+    """MLflow's tables in `schema` (all but alembic_version and WITHHELD), with their copied
+    columns and keys."""
     rows = conn.execute(
         "select c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),"
         " coalesce(a.attnum = any(p.conkey), false)"
@@ -190,6 +197,8 @@ def _tables(conn: psycopg.Connection, schema: str) -> dict[str, Table]:
     ).fetchall()
     tables: dict[str, Table] = {}
     for name, column, type_name, in_key in rows:
+        if name in WITHHELD:
+            continue
         table = tables.setdefault(name, Table(name, [], [], []))
         if in_key:
             table.key.append(len(table.columns))
@@ -230,6 +239,8 @@ def _parents_first(tables: dict[str, Table]) -> list[Table]:
 def _converter(table: str, column: str, type_name: str) -> Callable[[Any], Any]:
     """How a source value becomes the value psycopg reads back from the copy's column."""
     base = type_name.split("(")[0]
+    if (table, column) in WITHHELD_REFERENCES:
+        return lambda value: None
 
     def refuse(value: Any, why: str) -> None:
         raise UserError(f"{table}.{column} holds {value!r}, {why}")
@@ -598,6 +609,7 @@ def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str,
             with _target(warehouse, schema) as sa_target:
                 conn: psycopg.Connection = sa_target.connection.driver_connection
                 created = _prepare(conn, sa_target, schema, source, revision)
+                _clear_withheld(conn, schema)
                 tables = _tables(conn, schema)
                 missing = sorted(set(tables) - source_tables)
                 if missing:
@@ -653,6 +665,17 @@ def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str,
         changes,
         time.monotonic() - started,
     )
+
+
+def _clear_withheld(conn: psycopg.Connection, schema: str) -> None:
+    """Empty the WITHHELD tables of the copy (a copy made before they were withheld holds their
+    rows); their foreign keys set the references to null."""
+    for name in WITHHELD:
+        exists = conn.execute("select to_regclass(%s) is not null", (sql.Identifier(schema, name).as_string(conn),))
+        if exists.fetchone()[0]:
+            deleted = conn.execute(sql.SQL("delete from {}").format(sql.Identifier(schema, name))).rowcount
+            if deleted:
+                _progress(f"{name}: {deleted} rows deleted from the copy (MLflow's {name} are not copied)")
 
 
 def _prepare(conn: psycopg.Connection, sa_target, schema: str, source: Source, revision: str) -> bool:
