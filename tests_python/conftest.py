@@ -71,6 +71,10 @@ def module_environment():
     with it: the next module on the same worker starts from the session's environment."""
     saved = dict(os.environ)
     yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:  # set_tracking_uri keeps the URI in MLflow's globals as well
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
     os.environ.clear()
     os.environ.update(saved)
 

@@ -16,6 +16,7 @@ are recounted here from the stored predictions and the p-value is SciPy's.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -279,7 +280,8 @@ def test_the_rule_on_its_edges(metric, margin, candidate, held, same, expected):
         (0.05, 0.95, 0.9, 0, 6, "challenger"),  # beyond chance, but the other way round
         (0.05, 0.95, 0.9, 0, 0, "challenger"),  # no discordant pair: p = 1
         (0.05, 0.9, 0.9, 40, 0, "challenger"),  # a tie on the metric, however small p is
-        (1.0, 0.95, 0.9, 3, 1, "champion"),  # level 1: any b > c
+        (1.0, 0.95, 0.9, 3, 1, "champion"),  # level 1: b > c with p < 1 (3 and 1: p = 0.625)
+        (1.0, 0.95, 0.9, 2, 1, "challenger"),  # 2 and 1: p = 1, not below even level 1
         (None, 0.95, 0.9, 0, 6, "champion"),  # off: the margin alone
     ],
 )
@@ -289,14 +291,20 @@ def test_beyond_chance_on_its_edges(max_p_value, candidate, held, b, c, expected
     )
     decision = promotion.decide(rule, candidate, holder(held, b=b, c=c))
     assert decision.decision == expected, decision.reason
-    discordant = b + c
-    expected_p = binomtest(b, discordant, 0.5).pvalue if discordant else 1.0
+    # the exact two-sided test in closed form, independently of SciPy: 2 * P(X <= min(b, c))
+    n = b + c
+    expected_p = min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n) if n else 1.0
     assert promotion.Paired(54, b, c).p_value == pytest.approx(expected_p, rel=1e-12)
 
 
 def test_the_default_rule_requires_beyond_chance_at_the_comparisons_level():
     rule = promotion.Rule.from_config(CONFIG)
     assert rule.max_p_value == CONFIG.var("comparison_alpha") == 0.05
+    # a promotion_rule of a project's own replaces the whole var: omitting the level keeps it
+    own = {**CONFIG.vars, "promotion_rule": {"metric": "accuracy", "margin": 0.01}}
+    assert promotion.Rule.from_vars(own).max_p_value == 0.05
+    off = {**CONFIG.vars, "promotion_rule": {"metric": "accuracy", "margin": 0.01, "max_p_value": None}}
+    assert promotion.Rule.from_vars(off).max_p_value is None
 
 
 def test_the_producer_decides_the_sql_unit_test_cases_alike():

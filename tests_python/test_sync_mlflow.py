@@ -689,22 +689,43 @@ def test_mlflow_222_store_is_copied_with_mlflow_222_s_ddl(tmp_path: Path):
 
 def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
     """MLflow 3.17 on PostgreSQL in a database of its own (issue 16, item 3: the deployment the
-    README recommends), its tables in schema mlflow through MLflow's search_path option; synced
-    into the warehouse's database, every row equal to the source's."""
+    README recommends), its tables in schema mlflow (owned by MLflow's own role) through
+    MLflow's search_path option; synced into the warehouse's database, every row equal to the
+    source's, then synced again by a reader holding exactly the README's grants."""
     import psycopg
 
     source = _fresh_warehouse("sync_pg_source")
     target = _fresh_warehouse("sync_pg_copy")
-    read_only_copy, reader = None, f"{PREFIX}_sync_reader_{os.getpid()}"
+    read_only_copy = None
+    owner, reader = f"{PREFIX}_sync_owner_{os.getpid()}", f"{PREFIX}_sync_reader_{os.getpid()}"
+
+    def run(conn, *statements: str) -> None:
+        for statement in statements:
+            conn.execute(
+                sql.SQL(statement).format(
+                    owner=sql.Identifier(owner), reader=sql.Identifier(reader), database=sql.Identifier(source.database)
+                )
+            )
+
     try:
-        with source.connect() as conn:
-            conn.execute("create schema mlflow")
-        uri = source.sqlalchemy_url("mlflow")
+        with source.connect(autocommit=True) as conn:
+            run(
+                conn,
+                "drop role if exists {owner}",
+                "drop role if exists {reader}",
+                "create role {owner} login",
+                "create role {reader} login",
+                "create schema mlflow authorization {owner}",
+                # no one connects but by grant: CONNECT is PUBLIC's by default
+                "revoke connect on database {database} from public",
+                "grant connect on database {database} to {owner}",
+            )
+        as_owner = dataclasses.replace(source, user=owner)
 
         def connect():  # the source's own driver, its tables unqualified as MLflow names them
             return psycopg.connect(psycopg.conninfo.make_conninfo(source.conninfo(), options="-csearch_path=mlflow"))
 
-        store = Store("postgresql", uri, connect, '"', target)
+        store = Store("postgresql", as_owner.sqlalchemy_url("mlflow"), connect, '"', target)
         (run_id,) = track(store, "pg-experiment", ["in-its-own-database"])
         done = sync(store)
         assert "schema created" in done.stdout
@@ -715,28 +736,26 @@ def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
         assert changes(sync(store)) == {}
 
         # the sync's reader with exactly the README's privileges: a fresh copy equal to the source
-        with source.connect(autocommit=True) as conn:
-            for statement in (
-                "drop role if exists {reader}",
-                "create role {reader} login",
-                "grant connect on database {database} to {reader}",
-                "grant usage on schema mlflow to {reader}",
-                "grant select on all tables in schema mlflow to {reader}",
-                "alter default privileges in schema mlflow grant select on tables to {reader}",
-            ):
-                conn.execute(
-                    sql.SQL(statement).format(reader=sql.Identifier(reader), database=sql.Identifier(source.database))
-                )
         as_reader = dataclasses.replace(source, user=reader)
         read_only_copy = _fresh_warehouse("sync_pg_reader")
         reader_store = Store("postgresql", as_reader.sqlalchemy_url("mlflow"), connect, '"', read_only_copy)
+        refused = sync(reader_store, check=False)  # no grant yet: not even a connection
+        assert refused.returncode == 2 and "permission denied for database" in refused.stderr, refused.stderr
+        with source.connect(autocommit=True) as conn:
+            run(
+                conn,
+                "grant connect on database {database} to {reader}",
+                "grant usage on schema mlflow to {reader}",
+                "grant select on all tables in schema mlflow to {reader}",
+                "alter default privileges for role {owner} in schema mlflow grant select on tables to {reader}",
+            )
         done = sync(reader_store)
         assert "schema created" in done.stdout and f"postgresql+psycopg://{reader}@" in done.stdout
         assert assert_copy_is_exact(reader_store) == copy
-        # and it can write nothing there; a table MLflow's role adds later is readable
+        # it can write nothing there; a table MLflow's role adds later (a new release) is readable
         with as_reader.connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("delete from mlflow.runs")
-        with source.connect() as conn:
+        with as_owner.connect() as conn:
             conn.execute("create table mlflow.a_later_release (id integer)")
         with as_reader.connect() as conn:
             assert conn.execute("select count(*) from mlflow.a_later_release").fetchone() == (0,)
@@ -746,4 +765,4 @@ def test_postgresql_store_in_its_own_database_is_copied_exactly(tmp_path: Path):
         if read_only_copy is not None:
             drop_database(read_only_copy)
         with target.connect("postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(reader)))
+            run(conn, "drop role if exists {reader}", "drop role if exists {owner}")

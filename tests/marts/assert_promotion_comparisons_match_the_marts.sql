@@ -33,9 +33,11 @@ inner join comparisons
 where
     decisions.n_paired is not null
     and (
-        decisions.n_paired <> comparisons.n_paired
-        or decisions.n_candidate_only_correct <> comparisons.n_run_only_correct
-        or decisions.n_holder_only_correct <> comparisons.n_reference_only_correct
+        decisions.n_paired is distinct from comparisons.n_paired
+        or decisions.n_candidate_only_correct is distinct from comparisons.n_run_only_correct
+        or decisions.n_holder_only_correct is distinct from comparisons.n_reference_only_correct
+        or decisions.mcnemar_p_value is null
+        -- 1e-9 relative, or 1e-12 absolute for the p-values below 1e-3 (the level is 0.05)
         or abs(decisions.mcnemar_p_value - comparisons.mcnemar_p_value)
         > greatest(1e-12, 1e-9 * greatest(decisions.mcnemar_p_value, comparisons.mcnemar_p_value))
     )

@@ -50,7 +50,11 @@ typed as (
         cast(nullif(lower(recorded_value), 'nan') as double precision) as candidate_value,
         cast(nullif(recorded_holder_version, '') as integer) as holder_model_version,
         nullif(recorded_holder_run_id, '') as holder_run_uuid,
-        cast(nullif(nullif(lower(recorded_holder_value), ''), 'nan') as double precision) as holder_value,
+        -- no value, as promotion.decide reads a NaN or an infinite one
+        case
+            when lower(recorded_holder_value) not in ('', 'nan', 'inf', '-inf', 'infinity', '-infinity')
+                then cast(recorded_holder_value as double precision)
+        end as holder_value,
         cast(nullif(recorded_same_samples, '') as boolean) as is_same_evaluation_samples,
         cast(recorded_decided_at as timestamp with time zone) as decided_at,
         cast(nullif(recorded_max_p_value, '') as double precision) as max_p_value,
@@ -79,7 +83,10 @@ gained as (
             end as numeric
         ), 12) as gain,
         coalesce(
-            n_candidate_only_correct > n_holder_only_correct and mcnemar_p_value < max_p_value, false
+            n_paired is not null
+            and n_candidate_only_correct > n_holder_only_correct
+            and mcnemar_p_value < max_p_value,
+            false
         ) as is_better_beyond_chance
     from typed
 ),

@@ -11,7 +11,7 @@ from the same dbt vars (a test pins the two together):
   than `margin`: `round(candidate - holder, 12) > margin` (`holder - candidate` for log_loss;
   rounded so floating-point noise is a tie). A tie, a smaller gain, or a holder evaluated on
   other samples leave the alias where it is; the candidate gets var `challenger_alias`.
-- Beyond chance: with `max_p_value` set (the default, 0.05; null turns it off), the candidate
+- Beyond chance: with `max_p_value` set (0.05 when absent; an explicit null turns it off), the candidate
   must also be better than the holder beyond chance on the samples both predicted, as
   fct_run_comparisons tests it: it got more of them right that the holder got wrong (b) than
   the other way round (c), and the exact McNemar p-value (SciPy's `binomtest(b, b + c,
@@ -51,6 +51,7 @@ from ml_eval.errors import UserError
 LOWER_IS_BETTER = frozenset({"log_loss"})
 DECIMALS = 12  # differences are compared rounded to this many decimals
 CHAMPION, CHALLENGER = "champion", "challenger"  # the two decisions (the aliases are vars)
+DEFAULT_MAX_P_VALUE = 0.05  # promotion_rule.max_p_value when the var omits it (null: off)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class Rule:
             raise UserError(f"dbt var metric_directions.{metric} is {directions[metric]!r}: use higher or lower")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin) or margin < 0:
             raise UserError(f"dbt var promotion_rule.margin is {margin!r}: use a number >= 0")
-        max_p_value = rule.get("max_p_value")
+        # absent (a project that sets promotion_rule without it, which replaces the whole var):
+        # the default; only an explicit null turns the condition off
+        max_p_value = rule.get("max_p_value", DEFAULT_MAX_P_VALUE)
         if max_p_value is not None and (
             isinstance(max_p_value, bool) or not isinstance(max_p_value, int | float) or not 0 < max_p_value <= 1
         ):
