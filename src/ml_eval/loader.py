@@ -160,7 +160,7 @@ def load_predictions(
         raise UserError(f"run {run_uuid} already has {held} predictions: pass --replace to swap them for these")
     if held:
         conn.execute(sql.SQL("delete from {} where run_uuid = %s").format(table), (run_uuid,))
-    pred.declare_dataset(conn, dataset_schema, run_uuid, dataset_id)
+    # write_batch declares the run's dataset (run_datasets) first, refusing another one
     pred.write_batch(
         conn,
         run_uuid,
