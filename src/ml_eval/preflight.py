@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,6 +40,7 @@ PRODUCER_TABLES = (
 LOCK_NAME = "ml-eval: one build, demo or train per database"
 # pg_advisory_lock's bigint key, derived from the fixed name above
 LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
+EXITING_HOLDER_RETRIES = 20  # 0.1 s apart: how long a holder gone from pg_stat_activity may take to exit
 TO_CREATE = "run `ml-eval train`, `ml-eval demo` or `ml-eval load-dataset` to create them"
 # MLflow's tables come from MLflow itself (train, demo) or from a copy of another store
 TO_CREATE_MLFLOW = (
@@ -154,15 +156,20 @@ def refuse_untested_revision(warehouse: Warehouse, config: Config) -> None:
         )
 
 
-def _holder(conn: psycopg.Connection) -> str:
-    """Who holds the lock: the application_name of its session and since when."""
-    row = conn.execute(
+def _holder_row(conn: psycopg.Connection) -> tuple | None:
+    """The application_name and start (UTC) of the session holding the lock, if it is listed."""
+    return conn.execute(
         "select a.application_name, to_char(a.backend_start at time zone 'utc', 'HH24:MI:SS')"
         " from pg_locks as l join pg_stat_activity as a on a.pid = l.pid"
         " where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database"
         " where datname = current_database()) and l.classid = %s and l.objid = %s and l.objsubid = 1",
         ((LOCK_KEY >> 32) & 0xFFFFFFFF, LOCK_KEY & 0xFFFFFFFF),
     ).fetchone()
+
+
+def _holder(conn: psycopg.Connection) -> str:
+    """Who holds the lock: the application_name of its session and since when."""
+    row = _holder_row(conn)
     if row is None:
         return "another ml-eval build, demo or train"
     since = f" (since {row[1]} UTC)" if row[1] else ""
@@ -187,6 +194,13 @@ def exclusive(warehouse: Warehouse, command: str, *, wait_seconds: int = 0) -> I
                 taken = False
         else:
             taken = conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+            # a holder no longer in pg_stat_activity is a session whose client has just closed
+            # it (the previous command): its backend releases the lock as it exits, within ms
+            for _ in range(EXITING_HOLDER_RETRIES):
+                if taken or _holder_row(conn) is not None:
+                    break
+                time.sleep(0.1)
+                taken = conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
         if not taken:
             waited = f" (waited {int(wait_seconds)} s)" if wait_seconds > 0 else ""
             raise UserError(
