@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -149,6 +150,39 @@ def built(warehouse: wh.Warehouse) -> wh.Warehouse:
         return clone_database(warehouse.with_database(source), warehouse.database)
     run_ml_eval("demo", "--warn-error", "--no-docs", env={**warehouse.env()})
     return warehouse
+
+
+LONG_HISTORY = 130_000  # metric rows of log_long_history's run: a sync prints progress at 100,000
+
+
+def log_long_history(client, run_id: str) -> None:
+    """130,000 rows of one metric for the run, through MLflow's client, 1,000 per batch."""
+    from mlflow.entities import Metric
+
+    for start in range(0, LONG_HISTORY, 1000):
+        client.log_batch(run_id, metrics=[Metric("long", step / 7, step, step) for step in range(start, start + 1000)])
+
+
+def kill_midway_through_sync(*args: str, env: dict | None = None) -> None:
+    """Run `ml-eval <args>` and SIGKILL it once its sync has read 100,000 metric rows."""
+    process = subprocess.Popen(
+        [*ML_EVAL, *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if line.startswith("sync-mlflow: metrics: 100000 rows read"):
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, seen
 
 
 def copy_project(copy: Path) -> Path:

@@ -39,7 +39,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
+from conftest import CONFIG, PROJECT_DIR, drop_database, kill_midway_through_sync, log_long_history, run_ml_eval
 from ml_eval import mlflow_sync
 from ml_eval import warehouse as wh
 from test_bring_your_own import _sklearn_metrics
@@ -229,31 +229,12 @@ def _kill_a_build_midway_through_its_sync(database: wh.Warehouse, uri: str, env:
     before = _digests(database, ("published", SCHEMA))
     assert sum(rows for name, (rows, _) in before.items() if name.startswith("published.")) > 0
     import mlflow
-    from mlflow.entities import Metric
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     run_id = client.create_run(client.get_experiment_by_name("iris").experiment_id, run_name="long").info.run_id
-    for start in range(0, 130_000, 1000):
-        client.log_batch(run_id, metrics=[Metric("long", step / 7, step, step) for step in range(start, start + 1000)])
+    log_long_history(client, run_id)
     client.set_terminated(run_id)
-    process = subprocess.Popen(
-        [*ML_EVAL, "build", "--no-docs"],
-        cwd=PROJECT_DIR,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen = []
-    try:
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith("sync-mlflow: metrics: 100000 rows read"):
-                process.send_signal(signal.SIGKILL)
-                break
-    finally:
-        process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL, seen
+    kill_midway_through_sync("build", "--no-docs", env=env)
     assert _digests(database, ("published", SCHEMA)) == before
 
 

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import signal
 import sqlite3
 import struct
 import subprocess
@@ -31,7 +30,14 @@ import pymysql
 import pytest
 from psycopg import sql
 
-from conftest import CONFIG, ML_EVAL, PROJECT_DIR, drop_database, run_ml_eval
+from conftest import (
+    CONFIG,
+    LONG_HISTORY,
+    drop_database,
+    kill_midway_through_sync,
+    log_long_history,
+    run_ml_eval,
+)
 from ml_eval import warehouse as wh
 
 PREFIX = os.environ.get("ML_EVAL_TEST_DATABASE_PREFIX") or "ml_eval_pytest"
@@ -376,33 +382,12 @@ def test_killed_sync_leaves_the_copy_unchanged(store: Store):
     sync(store)
     before = snapshot(store.warehouse)
     (run_id,) = track(store, "sync-experiment", ["big"], history=0)
-    from mlflow.entities import Metric
-
-    client = store.client()
-    for start in range(0, 130_000, 1000):
-        client.log_batch(run_id, metrics=[Metric("long", step / 7, step, step) for step in range(start, start + 1000)])
-
-    process = subprocess.Popen(
-        [*ML_EVAL, "sync-mlflow", "--from", store.uri, "--database", store.warehouse.database],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen = []
-    try:
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith("sync-mlflow: metrics: 100000 rows read"):
-                process.send_signal(signal.SIGKILL)
-                break
-    finally:
-        process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL, seen
+    log_long_history(store.client(), run_id)
+    kill_midway_through_sync("sync-mlflow", "--from", store.uri, "--database", store.warehouse.database)
     assert snapshot(store.warehouse) == before
 
     done = sync(store)
-    assert changes(done)["metrics"][0] == 130_000 + len(LOGGED) + 1
+    assert changes(done)["metrics"][0] == LONG_HISTORY + len(LOGGED) + 1
     assert_copy_is_exact(store)
 
 
