@@ -366,6 +366,24 @@ def test_a_bad_rule_is_refused_in_one_line(rule, message):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_a_bad_rule_creates_no_database(project_copy, command):
+    """Refused before the warehouse database is made: one line, exit 2, no database."""
+    path = project_copy / "dbt_project.yml"
+    text = path.read_text()
+    assert "    max_p_value: 0.05\n" in text
+    path.write_text(text.replace("    max_p_value: 0.05\n", '    max_p_value: "0.05\'; drop table x; --"\n'))
+    name = f"h_bad_rule_{command}_{os.getpid()}"
+    done = run_ml_eval(command, "--project-dir", str(project_copy), "--database", name, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        'ml-eval: error: dbt var promotion_rule.max_p_value is "0.05\'; drop table x; --": use a number in (0, 1],'
+        " or null for no beyond-chance condition"
+    ]
+    with wh.resolve(CONFIG).connect("postgres") as conn:
+        assert conn.execute("select count(*) from pg_database where datname = %s", (name,)).fetchone() == (0,)
+
+
 # --- the flow ---------------------------------------------------------------------------
 
 

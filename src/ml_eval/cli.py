@@ -283,8 +283,16 @@ def cmd_build(args: argparse.Namespace, config: Config) -> None:
             _docs(warehouse, config)
 
 
+def _check_promotion_rule(config: Config) -> None:
+    """The promotion rule's vars, refused before any database is created (train reads them last)."""
+    from ml_eval.producer import promotion
+
+    promotion.Rule.from_config(config)
+
+
 @command("train", "train the models, track them in MLflow, store their predictions", EXPERIMENT, REGISTERED_MODEL)
 def cmd_train(args: argparse.Namespace, config: Config) -> None:
+    _check_promotion_rule(config)
     warehouse = _warehouse(args, config)
     with preflight.exclusive(warehouse, "train"):
         _announce(warehouse, config)
@@ -457,6 +465,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> None:
     `dbt seed`), so a bad seed is quarantined before any model trains on it; then the models
     train, then `dbt build` builds and tests everything over the seeds, predictions and MLflow.
     """
+    _check_promotion_rule(config)
     warehouse = _warehouse(args, config)
     with preflight.exclusive(warehouse, "demo"):
         _mlflow_target(warehouse, config, "`ml-eval demo`")  # before the seeds: train would refuse
