@@ -69,15 +69,6 @@ def mlflow_schema() -> str:
     return CONFIG.mlflow_schema
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_environment() -> Iterator[None]:
-    """run_dbt points os.environ's PG* variables at each database: put them back afterwards."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the dbt project with the MLflow schema check as an on-run-start hook."""

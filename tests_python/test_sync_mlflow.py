@@ -216,14 +216,6 @@ def _fresh_warehouse(name: str) -> wh.Warehouse:
     return database
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[Store]:
     _mariadb_answers()
