@@ -12,6 +12,7 @@
 {{ config(
     materialized='table',
     indexes=[{'columns': ['run_uuid'], 'unique': true}],
+    pre_hook='{{ set_local_jit_off() }}',
     post_hook='analyze {{ this }}',
 ) }}
 

@@ -3,7 +3,7 @@
 -- calibration_curve(y_true == class, probability of the class, n_bins=10) bins them; per
 -- non-empty bin the observed frequency of the class (prob_true), the mean probability
 -- (prob_pred) and the count. A view over the arrays of int_run_class_scores_summarized.
-{{ config(materialized='view') }}
+{{ config(materialized='stable_view') }}
 
 {%- set n_bins = var('calibration_bins') %}
 

@@ -4,7 +4,7 @@
 -- recall 0, no threshold). The points dropped lie inside a run of equal recall, so the
 -- average precision over the kept points is exact (fct_class_metrics.average_precision).
 -- A view over the arrays of int_run_class_scores_summarized, like fct_roc_curve.
-{{ config(materialized='view') }}
+{{ config(materialized='stable_view') }}
 
 with
 

@@ -6,7 +6,7 @@
 -- run's rows through the run_uuid index, and a query that leaves a probability out leaves
 -- out its join. (Whether a prediction's probabilities sum to one is a test on the source,
 -- tests/staging/assert_prediction_probabilities_sum_to_one.sql, that names the failing rows.)
-{{ config(materialized='view') }}
+{{ config(materialized='stable_view') }}
 
 with
 

@@ -5,7 +5,7 @@
 -- (no prediction positive) down to the lowest probability. A view over the arrays of
 -- int_run_class_scores_summarized (no sort, no scan of the predictions): one run's curve is
 -- read through that table's key, and the published copy is written run by run.
-{{ config(materialized='view') }}
+{{ config(materialized='stable_view') }}
 
 with
 
