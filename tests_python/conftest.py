@@ -185,6 +185,30 @@ def kill_midway_through_sync(*args: str, env: dict | None = None) -> None:
     assert process.returncode == -signal.SIGKILL, seen
 
 
+def migrated_file_store(work: Path, log_runs) -> Path:
+    """A real MLflow 3.17 file store under `work`, into which `log_runs(uri)` logs, migrated
+    by MLflow's own `mlflow migrate-filestore` into a SQLite file; returns the file. The file
+    store's experiment ids (a timestamp and random bits) do not fit 32 bits."""
+    root = work / "files"
+    allowed = {"MLFLOW_ALLOW_FILE_STORE": "true"}  # 3.17 keeps the file store only on request
+    previous = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+    os.environ.update(allowed)
+    try:
+        log_runs((root / "mlruns").as_uri())
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_ALLOW_FILE_STORE")
+        else:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = previous
+    target = work / "migrated.db"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "migrate-filestore", "--source", str(root),
+         "--target", f"sqlite:///{target}"],
+        check=True, capture_output=True, env={**os.environ, **allowed, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )  # fmt: skip
+    return target
+
+
 def copy_project(copy: Path) -> Path:
     """A copy of the dbt project at `copy` (no target/): its files may be broken on purpose."""
     copy.mkdir(parents=True)

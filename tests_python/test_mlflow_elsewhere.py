@@ -39,7 +39,15 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import CONFIG, PROJECT_DIR, drop_database, kill_midway_through_sync, log_long_history, run_ml_eval
+from conftest import (
+    CONFIG,
+    PROJECT_DIR,
+    drop_database,
+    kill_midway_through_sync,
+    log_long_history,
+    migrated_file_store,
+    run_ml_eval,
+)
 from ml_eval import mlflow_sync
 from ml_eval import warehouse as wh
 from test_bring_your_own import _sklearn_metrics
@@ -202,6 +210,70 @@ def test_runs_mlflow_writes_to_sqlite_are_evaluated_exactly(tmp_path: Path):
             assert published[run_uuid]["mlflow_agreement"] == "agrees", published[run_uuid]
         _assert_mlflow_ui_shows(database, published, env, tmp_path)
         _kill_a_build_midway_through_its_sync(database, uri, env)
+    finally:
+        drop_database(database)
+
+
+def test_a_file_store_is_evaluated_through_migrate_filestore(tmp_path: Path):
+    """The file store's route (README "The file store"): MLflow 3.17 tracks a real Iris run in
+    a file store, MLflow's own migrate-filestore makes it a SQLite file, and the project takes
+    it from there: load-predictions (which syncs first), build. The experiment id, too big for
+    MLflow's PostgreSQL integer, is published unchanged."""
+    from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import train_test_split
+
+    iris = load_iris(as_frame=True)
+    labels = iris.target_names[iris.target]
+    keys = [str(row) for row in range(len(iris.data))]  # iris_dataset.py's sample_key column
+    x_train, x_test, y_train, y_test, _, test_keys = train_test_split(
+        iris.data, labels, keys, test_size=0.3, random_state=1, stratify=labels
+    )
+    model = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    predicted, proba = model.predict(x_test), model.predict_proba(x_test)
+    logged = {}
+
+    def log_runs(uri: str) -> None:
+        client = MlflowClient(uri, uri)  # the registry too: its default is ./mlflow.db
+        experiment_id = client.create_experiment("iris-files")
+        run = client.create_run(experiment_id, run_name="logistic-regression")
+        client.log_metric(run.info.run_id, "accuracy", accuracy_score(y_test, predicted))
+        client.log_metric(run.info.run_id, "f1_macro", f1_score(y_test, predicted, average="macro"))
+        client.set_terminated(run.info.run_id)
+        logged.update(run_id=run.info.run_id, experiment_id=int(experiment_id))
+
+    migrated = migrated_file_store(tmp_path, log_runs)
+    assert logged["experiment_id"] >= 2**31, logged
+    database = _fresh_warehouse("elsewhere_files")
+    uri = f"sqlite:///{migrated}"
+    env = _env(database, uri, tmp_path)
+    try:
+        iris_csv = tmp_path / "iris.csv"
+        with iris_csv.open("w") as out:
+            subprocess.run([sys.executable, str(PROJECT_DIR / "examples" / "iris_dataset.py")], stdout=out, check=True)
+        run_ml_eval("load-dataset", "iris", str(iris_csv), env=env)
+        predictions_csv = tmp_path / "predictions.csv"
+        with predictions_csv.open("w") as out:
+            out.write(",".join(["sample_key", "predicted", *(f"proba_{label}" for label in model.classes_)]) + "\n")
+            for key, label, row in zip(test_keys, predicted, proba, strict=True):
+                out.write(",".join([key, label, *(repr(float(p)) for p in row)]) + "\n")
+        loaded = run_ml_eval(
+            "load-predictions", "--run-id", logged["run_id"], "--dataset", "iris", str(predictions_csv), env=env
+        )
+        assert "experiment id columns become bigint" in loaded.stderr, loaded.stderr
+        run_ml_eval("build", "--no-docs", env=env)
+
+        published = _published(database)
+        assert set(published) == {logged["run_id"]}
+        _assert_like_sklearn(database, logged["run_id"], published[logged["run_id"]])
+        latest = _source_latest(lambda: sqlite3.connect(migrated))
+        assert _assert_logged_bit_for_bit(published[logged["run_id"]], latest) == 2
+        with database.connect() as conn:
+            assert conn.execute(
+                "select experiment_id from published.dim_runs where run_uuid = %s", (logged["run_id"],)
+            ).fetchone() == (logged["experiment_id"],)
     finally:
         drop_database(database)
 

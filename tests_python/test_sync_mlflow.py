@@ -36,6 +36,7 @@ from conftest import (
     drop_database,
     kill_midway_through_sync,
     log_long_history,
+    migrated_file_store,
     run_ml_eval,
 )
 from ml_eval import warehouse as wh
@@ -534,40 +535,55 @@ def test_gateway_secrets_are_not_copied(tmp_path: Path):
         drop_database(store.warehouse)
 
 
-def test_file_store_ids_that_do_not_fit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """MLflow's migrate-filestore keeps the file store's experiment ids, too big for integer
-    (issue 16, item 2, will map them): refused in one line, nothing created."""
-    from mlflow.tracking import MlflowClient
-
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # 3.17 keeps the file store only on request
-    from ml_eval.producer.tracking import mlflow_quietly, quiet_mlflow
-
-    quiet_mlflow()
-    root = tmp_path / "files"
-    with mlflow_quietly():
-        client = MlflowClient((root / "mlruns").as_uri())
-        experiment_id = client.create_experiment("from-files")
-        client.create_run(experiment_id)
-    target = tmp_path / "migrated.db"
-    mlflow_cli = str(Path(os.sys.executable).parent / "mlflow")
-    subprocess.run(
-        [mlflow_cli, "migrate-filestore", "--source", str(root), "--target", f"sqlite:///{target}"],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    database = _fresh_warehouse("sync_files")
+def test_file_store_ids_widen_the_copy_unless_a_view_depends_on_them(tmp_path: Path):
+    """A file store migrated by MLflow's own migrate-filestore keeps its experiment ids, too big
+    for MLflow's PostgreSQL integer: the copy's experiment id columns become bigint, the ids
+    unchanged and the copy exact. Where a view over the copy depends on such a column (the
+    store replaced by a migrated one after a first sync) it is refused in one line, naming the
+    view, and the copy is left as it was."""
+    path = tmp_path / "mlflow.db"
+    store = Store("sqlite", f"sqlite:///{path}", lambda: sqlite3.connect(path), '"', _fresh_warehouse("sync_files"))
     try:
-        done = run_ml_eval("sync-mlflow", "--from", f"sqlite:///{target}", "--database", database.database, check=False)
-        assert done.returncode == 2, done.stdout
-        lines = [line for line in done.stderr.splitlines() if not line.startswith("sync-mlflow: ")]
-        assert len(lines) == 1
-        assert int(experiment_id) >= 2**31, experiment_id
-        assert f"experiments.experiment_id holds {experiment_id}, which does not fit" in lines[0]
-        with database.connect() as conn:  # nothing was created
-            assert conn.execute("select 1 from pg_namespace where nspname = %s", (SCHEMA,)).fetchone() is None
+        track(store, "small-ids", ["before-files"])
+        sync(store)
+        before = snapshot(store.warehouse)
+        with store.warehouse.connect() as conn:
+            conn.execute(f'create view public.consumer_runs as select experiment_id from "{SCHEMA}".runs')
+
+        files = lambda uri: track(Store("files", uri, lambda: None, '"', store.warehouse), "from-files", ["filed"])  # noqa: E731
+        migrated = migrated_file_store(tmp_path, files)
+        path.write_bytes(migrated.read_bytes())  # the team migrated its file store into MLflow's file
+        with sqlite3.connect(path) as source:
+            (experiment_id,) = source.execute(
+                "select experiment_id from experiments where name = 'from-files'"
+            ).fetchone()
+        assert experiment_id >= 2**31, experiment_id
+
+        refused = sync(store, check=False)
+        assert refused.returncode == 2, refused.stdout
+        lines = [line for line in refused.stderr.splitlines() if not line.startswith("sync-mlflow: ")]
+        assert len(lines) == 1, refused.stderr
+        assert f"experiments.experiment_id holds {experiment_id} (a file-store experiment id)" in lines[0]
+        assert "public.consumer_runs" in lines[0]
+        assert snapshot(store.warehouse) == before
+
+        with store.warehouse.connect() as conn:
+            conn.execute("drop view public.consumer_runs")
+        widened = sync(store)
+        assert "experiment id columns become bigint" in widened.stderr
+        copy = assert_copy_is_exact(store)
+        assert (experiment_id,) in {row[:1] for row in copy["experiments"]}
+        tables = copied_tables(store.warehouse)
+        id_columns = {
+            (table, column): type_name
+            for table, (columns, types) in tables.items()
+            for column, type_name in zip(columns, types, strict=True)
+            if column == "experiment_id"
+        }
+        assert len(id_columns) >= 5 and set(id_columns.values()) == {"bigint"}, id_columns
+        assert summary(sync(store))[2:] == (0, 0, 0, 0)  # the next sync finds nothing to change
     finally:
-        drop_database(database)
+        drop_database(store.warehouse)
 
 
 # --- MLflow 2.22's schema era -------------------------------------------------------------------

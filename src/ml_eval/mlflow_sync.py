@@ -12,7 +12,9 @@ MariaDB, `sqlite:///…`, `postgresql://…`); the target is the warehouse's MLf
   repeatable-read (snapshot) transaction, the values as the driver returns them: no
   SQLAlchemy type processing, which would turn MySQL's DOUBLE into a Decimal rounded to 10
   digits. Each value is then cast to the type of the copy's column (`_canonical`); a value
-  that does not fit (a file-store experiment id in an `integer` column) is refused in one line.
+  that does not fit is refused in one line, but for one kind: a file-store experiment id (too
+  big for MLflow's PostgreSQL `integer`) widens the copy's experiment id columns to bigint
+  (`_widen_experiment_ids`), the ids unchanged.
 - **Diff: primary key + row hash**, per table. MLflow's tables carry no updated-at column, so
   the copy's rows are hashed (by primary key) and every source row is compared with them:
   new keys are inserted, keys whose hash differs are updated, keys gone from the source are
@@ -253,12 +255,7 @@ def _converter(table: str, column: str, type_name: str) -> Callable[[Any], Any]:
                 refuse(value, f"not an integer, in MLflow's {base} column")
             number = int(value)
             if not -limit <= number < limit:
-                hint = (
-                    " (a file-store experiment id: migrating the file store is not supported yet)"
-                    if column == "experiment_id"
-                    else ""
-                )
-                refuse(number, f"which does not fit MLflow's PostgreSQL {base} column{hint}")
+                refuse(number, f"which does not fit MLflow's PostgreSQL {base} column")
             return number
 
         return to_int
@@ -617,6 +614,8 @@ def sync(source: Source, warehouse: Warehouse, schema: str, tested: Mapping[str,
                         f"{source.display} is at revision {revision} but lacks MLflow's tables {', '.join(missing)}"
                     )
                 _check_columns(sa_source, source, tables)
+                if _widen_experiment_ids(conn, sa_source, schema, tables):
+                    tables = _tables(conn, schema)
                 changes, deletions, upserts = [], [], []
                 first = not any(
                     conn.execute(
@@ -711,6 +710,79 @@ def _prepare(conn: psycopg.Connection, sa_target, schema: str, source: Source, r
         _progress(f"upgrading the copy from MLflow revision {current} to {revision}")
         _migrate(sa_target, revision, create=False)
     return False
+
+
+def _experiment_id_columns(conn: psycopg.Connection, schema: str) -> list[tuple[str, str, str]]:
+    """The copy's columns that hold an experiment id, with their type: experiments.experiment_id
+    and every column named experiment_id or referencing it by a foreign key."""
+    return conn.execute(
+        "select c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)"
+        " from pg_catalog.pg_attribute as a join pg_catalog.pg_class as c on c.oid = a.attrelid"
+        " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped"
+        " and (a.attname = 'experiment_id' or exists ("
+        "  select from pg_catalog.pg_constraint as k join pg_catalog.pg_class as f on f.oid = k.confrelid"
+        "  join pg_catalog.pg_attribute as fa on fa.attrelid = f.oid and fa.attnum = k.confkey[1]"
+        "  where k.contype = 'f' and k.conrelid = c.oid and k.conkey = array[a.attnum]"
+        "  and f.relname = 'experiments' and fa.attname = 'experiment_id'))"
+        " order by c.relname <> 'experiments', c.relname, a.attname",
+        (schema,),
+    ).fetchall()
+
+
+def _widen_experiment_ids(conn: psycopg.Connection, sa_source, schema: str, tables: Mapping[str, Table]) -> bool:
+    """Widen the copy's experiment id columns to bigint when the source holds an id that does not
+    fit MLflow's PostgreSQL integer: a file store migrated by `mlflow migrate-filestore` keeps
+    its ids (e.g. 825727312250204502), which SQLite's INTEGER holds. The ids stay as they are;
+    only the column type differs from MLflow's DDL. True when it widened them."""
+    import sqlalchemy as sa
+
+    columns = [(t, c, ty) for t, c, ty in _experiment_id_columns(conn, schema) if t in tables]
+    narrow = [(t, c) for t, c, type_name in columns if type_name in ("integer", "smallint")]
+    if not narrow:
+        return False
+    limit = INT_RANGES["integer"]
+    found = None
+    for table, column in narrow:
+        low, high = sa_source.execute(
+            sa.select(sa.func.min(sa.column(column)), sa.func.max(sa.column(column))).select_from(sa.table(table))
+        ).one()
+        for value in (high, low):
+            if value is not None and not -limit <= int(value) < limit:
+                found = (table, column, int(value))
+                break
+        if found:
+            break
+    if found is None:
+        return False
+    table, column, value = found
+    dependents = conn.execute(
+        "select distinct dn.nspname || '.' || dc.relname"
+        " from pg_catalog.pg_depend as d join pg_catalog.pg_rewrite as r on r.oid = d.objid"
+        " join pg_catalog.pg_class as dc on dc.oid = r.ev_class"
+        " join pg_catalog.pg_namespace as dn on dn.oid = dc.relnamespace"
+        " join pg_catalog.pg_class as c on c.oid = d.refobjid"
+        " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attnum = d.refobjsubid"
+        " where d.classid = 'pg_catalog.pg_rewrite'::regclass and n.nspname = %s"
+        " and (c.relname, a.attname) in (select * from unnest(%s::text[], %s::text[])) and dc.oid <> c.oid"
+        " order by 1",
+        (schema, [t for t, _ in narrow], [c for _, c in narrow]),
+    ).fetchall()
+    if dependents:
+        raise UserError(
+            f"{table}.{column} holds {value} (a file-store experiment id), which does not fit the copy's integer"
+            f" column, and views depend on it ({', '.join(d for (d,) in dependents)}): drop them, sync again"
+            " (the copy's experiment ids become bigint), then `ml-eval build` creates the project's views again"
+        )
+    _progress(f"{table}.{column} holds {value}: the copy's {len(narrow)} experiment id columns become bigint")
+    for table, column in narrow:
+        name = sql.Identifier(schema, table)
+        conn.execute(sql.SQL("alter table {} alter column {} type bigint").format(name, sql.Identifier(column)))
+        (sequence,) = conn.execute("select pg_get_serial_sequence(%s, %s)", (name.as_string(conn), column)).fetchone()
+        if sequence:  # experiments' own id sequence, which the sync advances past the ids
+            conn.execute(sql.SQL("alter sequence {} as bigint").format(sql.SQL(sequence)))
+    return True
 
 
 def _check_columns(sa_source, source: Source, tables: Mapping[str, Table]) -> None:

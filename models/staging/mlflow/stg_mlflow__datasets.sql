@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         dataset_uuid,
-        experiment_id,
+        cast(experiment_id as {{ dbt.type_bigint() }}) as experiment_id,
         name as dataset_name,
         digest as dataset_digest,
         dataset_source_type,

@@ -6,7 +6,7 @@ source as (
 
 renamed as (
     select
-        experiment_id,
+        cast(experiment_id as {{ dbt.type_bigint() }}) as experiment_id,
         key as tag_key,
         value as tag_value
     from source

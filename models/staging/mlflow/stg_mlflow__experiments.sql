@@ -6,7 +6,9 @@ source as (
 
 renamed as (
     select
-        experiment_id,
+        -- bigint here and in every staging view: a migrated file store's ids do not fit MLflow's
+        -- PostgreSQL integer (sync-mlflow widens the copy's columns; README "The file store")
+        cast(experiment_id as {{ dbt.type_bigint() }}) as experiment_id,
         name as experiment_name,
         artifact_location,
         lifecycle_stage,

@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         run_uuid,
-        experiment_id,
+        cast(experiment_id as {{ dbt.type_bigint() }}) as experiment_id,
         name as run_name,
         source_type,
         source_name,

@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         request_id,
-        experiment_id,
+        cast(experiment_id as {{ dbt.type_bigint() }}) as experiment_id,
         status as trace_status,
         execution_time_ms,
         {{ epoch_ms_to_timestamp('timestamp_ms') }} as started_at
