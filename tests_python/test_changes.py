@@ -668,3 +668,50 @@ def test_build_full_refresh_rebuilds_and_publishes_whole(clone: wh.Warehouse):
         n_runs = len(_runs(conn))
         assert dict(state)["published.fct_predictions"] == n_runs
         assert dict(state)["marts.fct_confusion_matrix"] == n_runs
+
+
+# --- views kept when unchanged (stable_view) -----------------------------------------------------
+
+VIEWS = (
+    "select n.nspname || '.' || c.relname, c.oid from pg_class as c"
+    " join pg_namespace as n on n.oid = c.relnamespace"
+    " where c.relkind = 'v' and n.nspname in ('staging', 'intermediate', 'marts')"
+)
+
+
+def test_views_are_kept_unless_their_definition_or_comments_changed(clone: wh.Warehouse):
+    """A run leaves a view in place (same oid) when it would come out the same; a view replaced
+    by hand with another definition, or whose documented comment was changed, is made again;
+    --full-refresh makes it again regardless."""
+    selection = ["--select", "path:models/staging", "fct_roc_curve"]
+    with clone.connect() as conn:
+        before = dict(conn.execute(VIEWS).fetchall())
+    assert {"staging.stg_mlflow__params", "marts.fct_roc_curve"} <= set(before)
+    run_dbt(["run", *selection], clone)
+    with clone.connect() as conn:
+        assert dict(conn.execute(VIEWS).fetchall()) == before  # every view kept, the selected ones too
+        (definition,) = conn.execute("select pg_get_viewdef('staging.stg_mlflow__params'::regclass)").fetchone()
+        conn.execute(
+            "create or replace view staging.stg_mlflow__params as select * from ("
+            + definition.rstrip().rstrip(";")
+            + ") as params where false"
+        )
+        conn.execute("comment on column marts.fct_roc_curve.run_uuid is 'tampered'")
+        conn.commit()
+        assert conn.execute("select count(*) from staging.stg_mlflow__params").fetchone() == (0,)
+    run_dbt(["run", *selection], clone)
+    with clone.connect() as conn:
+        after = dict(conn.execute(VIEWS).fetchall())
+        remade = {name for name in before if after.get(name) != before[name]}
+        assert remade == {"staging.stg_mlflow__params", "marts.fct_roc_curve"}, remade
+        assert conn.execute("select count(*) > 0 from staging.stg_mlflow__params").fetchone() == (True,)
+        (comment,) = conn.execute(
+            "select col_description(attrelid, attnum) from pg_attribute"
+            " where attrelid = 'marts.fct_roc_curve'::regclass and attname = 'run_uuid'"
+        ).fetchone()
+        assert comment and comment != "tampered", comment
+    run_dbt(["run", "--full-refresh", "--select", "stg_mlflow__runs"], clone)
+    with clone.connect() as conn:
+        again = dict(conn.execute(VIEWS).fetchall())
+        assert again["staging.stg_mlflow__runs"] != after["staging.stg_mlflow__runs"]
+        assert set(again) == set(before)
