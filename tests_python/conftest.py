@@ -201,11 +201,12 @@ def migrated_file_store(work: Path, log_runs) -> Path:
         else:
             os.environ["MLFLOW_ALLOW_FILE_STORE"] = previous
     target = work / "migrated.db"
-    subprocess.run(
+    done = subprocess.run(
         [str(Path(sys.executable).parent / "mlflow"), "migrate-filestore", "--source", str(root),
          "--target", f"sqlite:///{target}"],
-        check=True, capture_output=True, env={**os.environ, **allowed, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True, text=True, env={**os.environ, **allowed, "MLFLOW_DISABLE_TELEMETRY": "true"},
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
     return target
 
 

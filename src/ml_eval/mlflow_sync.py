@@ -739,23 +739,27 @@ def _widen_experiment_ids(conn: psycopg.Connection, sa_source, schema: str, tabl
 
     columns = [(t, c, ty) for t, c, ty in _experiment_id_columns(conn, schema) if t in tables]
     narrow = [(t, c) for t, c, type_name in columns if type_name in ("integer", "smallint")]
-    if not narrow:
+    if not narrow or "experiments" not in tables:
         return False
+    # the experiments' own ids decide (one small table); an id beyond 32 bits elsewhere, with
+    # no experiment of that id, is refused by the value's converter
+    low, high = sa_source.execute(
+        sa.select(sa.func.min(sa.column("experiment_id")), sa.func.max(sa.column("experiment_id"))).select_from(
+            sa.table("experiments")
+        )
+    ).one()
     limit = INT_RANGES["integer"]
-    found = None
-    for table, column in narrow:
-        low, high = sa_source.execute(
-            sa.select(sa.func.min(sa.column(column)), sa.func.max(sa.column(column))).select_from(sa.table(table))
-        ).one()
-        for value in (high, low):
-            if value is not None and not -limit <= int(value) < limit:
-                found = (table, column, int(value))
-                break
-        if found:
+    value = None
+    for found in (high, low):
+        try:
+            number = int(found)
+        except (TypeError, ValueError):  # none, or not an integer: the converter says so in one line
+            continue
+        if not -limit <= number < limit:
+            value = number
             break
-    if found is None:
+    if value is None:
         return False
-    table, column, value = found
     dependents = conn.execute(
         "select distinct dn.nspname || '.' || dc.relname"
         " from pg_catalog.pg_depend as d join pg_catalog.pg_rewrite as r on r.oid = d.objid"
@@ -764,18 +768,19 @@ def _widen_experiment_ids(conn: psycopg.Connection, sa_source, schema: str, tabl
         " join pg_catalog.pg_class as c on c.oid = d.refobjid"
         " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attnum = d.refobjsubid"
-        " where d.classid = 'pg_catalog.pg_rewrite'::regclass and n.nspname = %s"
-        " and (c.relname, a.attname) in (select * from unnest(%s::text[], %s::text[])) and dc.oid <> c.oid"
+        " where d.classid = 'pg_catalog.pg_rewrite'::regclass and d.refclassid = 'pg_catalog.pg_class'::regclass"
+        " and n.nspname = %s and (c.relname, a.attname) in (select * from unnest(%s::text[], %s::text[]))"
         " order by 1",
         (schema, [t for t, _ in narrow], [c for _, c in narrow]),
     ).fetchall()
     if dependents:
         raise UserError(
-            f"{table}.{column} holds {value} (a file-store experiment id), which does not fit the copy's integer"
-            f" column, and views depend on it ({', '.join(d for (d,) in dependents)}): drop them, sync again"
-            " (the copy's experiment ids become bigint), then `ml-eval build` creates the project's views again"
+            f"experiments.experiment_id holds {value} (a file-store experiment id), which does not fit the copy's"
+            f" integer columns, and views depend on the copy's experiment ids ({', '.join(d for (d,) in dependents)}):"
+            " drop them, sync again (the copy's experiment ids become bigint); `ml-eval build` makes the project's"
+            " own views again"
         )
-    _progress(f"{table}.{column} holds {value}: the copy's {len(narrow)} experiment id columns become bigint")
+    _progress(f"experiments.experiment_id holds {value}: the copy's {len(narrow)} experiment id columns become bigint")
     for table, column in narrow:
         name = sql.Identifier(schema, table)
         conn.execute(sql.SQL("alter table {} alter column {} type bigint").format(name, sql.Identifier(column)))
