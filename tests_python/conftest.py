@@ -191,15 +191,9 @@ def migrated_file_store(work: Path, log_runs) -> Path:
     store's experiment ids (a timestamp and random bits) do not fit 32 bits."""
     root = work / "files"
     allowed = {"MLFLOW_ALLOW_FILE_STORE": "true"}  # 3.17 keeps the file store only on request
-    previous = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
-    os.environ.update(allowed)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         log_runs((root / "mlruns").as_uri())
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_ALLOW_FILE_STORE")
-        else:
-            os.environ["MLFLOW_ALLOW_FILE_STORE"] = previous
     target = work / "migrated.db"
     done = subprocess.run(
         [str(Path(sys.executable).parent / "mlflow"), "migrate-filestore", "--source", str(root),
