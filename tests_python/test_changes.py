@@ -715,3 +715,74 @@ def test_views_are_kept_unless_their_definition_or_comments_changed(clone: wh.Wa
         again = dict(conn.execute(VIEWS).fetchall())
         assert again["staging.stg_mlflow__runs"] != after["staging.stg_mlflow__runs"]
         assert set(again) == set(before)
+
+
+# --- tables kept when what they read did not change (macros/materializations/table.sql) ------
+
+TABLES = (
+    "select n.nspname || '.' || c.relname, c.oid from pg_class as c"
+    " join pg_namespace as n on n.oid = c.relnamespace"
+    " where c.relkind = 'r' and n.nspname in ('intermediate', 'marts')"
+)
+# they read the clock (rpt_quality_gates), or a table that does (rpt_model_health)
+ALWAYS_BUILT = {"marts.rpt_quality_gates", "marts.rpt_model_health"}
+
+
+def _tables_remade(database: wh.Warehouse, args: list[str] | None = None) -> tuple[set[str], dict[str, int]]:
+    """`dbt run` (with `args`): the tables it made again (their oid changed), and every table's oid after."""
+    with database.connect() as conn:
+        before = dict(conn.execute(TABLES).fetchall())
+    run_dbt(["run", *(args or [])], database)
+    with database.connect() as conn:
+        after = dict(conn.execute(TABLES).fetchall())
+    assert set(after) == set(before)
+    return {name for name in before if after[name] != before[name]}, after
+
+
+def test_tables_are_kept_unless_what_they_read_changed(clone: wh.Warehouse):
+    """A run leaves a table in place (same oid) when neither its SQL and config nor any row or
+    definition of what it reads changed; a run renamed in MLflow, a mart row or comment changed
+    by hand and a var that changes a model's SQL each have the tables concerned made again,
+    with the right content; a table that reads the clock is made on every run."""
+    _tables_remade(clone)  # the copy's database has another name, in the compiled SQL: made once
+    remade, _ = _tables_remade(clone)
+    assert remade == ALWAYS_BUILT, remade
+
+    with clone.connect() as conn:
+        run = _run_of(conn, "knn-5")
+        accuracy = conn.execute("select accuracy from marts.fct_run_evaluation where run_uuid = %s", (run,)).fetchone()
+    url = clone.sqlalchemy_url("mlflow")
+    MlflowClient(url, url).set_tag(run, "mlflow.runName", "knn-5 renamed")
+    remade, _ = _tables_remade(clone)
+    assert {"marts.dim_runs", "marts.fct_run_evaluation", "marts.rpt_model_leaderboard"} <= remade, remade
+    assert "marts.dim_model_versions" not in remade, remade
+    with clone.connect() as conn:
+        assert conn.execute("select run_name from marts.dim_runs where run_uuid = %s", (run,)).fetchone() == (
+            "knn-5 renamed",
+        )
+
+    with clone.connect() as conn:
+        conn.execute("update marts.fct_run_evaluation set accuracy = 0 where run_uuid = %s", (run,))
+        conn.execute("comment on column marts.dim_model_versions.model_version is 'tampered'")
+        conn.commit()
+    remade, _ = _tables_remade(clone)
+    assert {"marts.fct_run_evaluation", "marts.dim_model_versions"} <= remade, remade
+    assert "marts.dim_runs" not in remade, remade
+    with clone.connect() as conn:
+        assert conn.execute("select accuracy from marts.fct_run_evaluation where run_uuid = %s", (run,)).fetchone() == (
+            accuracy
+        )
+        (comment,) = conn.execute(
+            "select col_description(attrelid, attnum) from pg_attribute"
+            " where attrelid = 'marts.dim_model_versions'::regclass and attname = 'model_version'"
+        ).fetchone()
+        assert comment and comment != "tampered", comment
+
+    remade, _ = _tables_remade(clone, ["--vars", '{"model_family_tags": ["estimator_name", "model_family"]}'])
+    assert {"marts.dim_runs", "marts.fct_run_evaluation"} <= remade, remade
+    remade, _ = _tables_remade(clone)
+    assert {"marts.dim_runs", "marts.fct_run_evaluation"} <= remade, remade
+    remade, _ = _tables_remade(clone)
+    assert remade == ALWAYS_BUILT, remade
+    remade, _ = _tables_remade(clone, ["--full-refresh", "--select", "dim_model_versions"])
+    assert remade == {"marts.dim_model_versions"}, remade

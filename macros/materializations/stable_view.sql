@@ -61,10 +61,24 @@
 
 
 {#- One boolean: `candidate` (just created) would replace `existing` with the same view, and
-    every comment on `existing` is what persist_docs would leave on a fresh view: the model's
-    description on the relation and on each documented column where the model persists them
-    (an empty description is no comment), none anywhere else. False when `existing` is gone. -#}
+    its comments are what persist_docs would leave on a fresh view (comments_are_documented).
+    False when `existing` is gone. -#}
 {% macro stable_view_unchanged(candidate, existing) -%}
+    {%- set candidate_oid = ml_eval.sql_string(candidate.include(database=false)) ~ '::regclass' -%}
+    {%- set existing_oid = 'to_regclass(' ~ ml_eval.sql_string(existing.include(database=false)) ~ ')' -%}
+    select coalesce(
+        pg_get_viewdef({{ candidate_oid }}) = pg_get_viewdef({{ existing_oid }})
+        and ({{ ml_eval.comments_are_documented(existing) }}),
+        false
+    ) as is_unchanged
+{%- endmacro %}
+
+
+{#- A query of one boolean: every comment on `relation` is what persist_docs would leave on it
+    when made afresh: the model's description on the relation and on each documented column
+    where the model persists them (an empty description is no comment), none anywhere else.
+    Null when `relation` is gone. -#}
+{% macro comments_are_documented(relation) -%}
     {%- set documented = [] -%}
     {%- if config.persist_column_docs() -%}
         {%- for name, column in model.columns.items() -%}
@@ -73,23 +87,20 @@
     {%- endif -%}
     {%- do documented.append('(null, null)') -%}
     {%- set relation_comment = model.description if config.persist_relation_docs() and model.description else '' -%}
-    {%- set candidate = ml_eval.sql_string(candidate.include(database=false)) ~ '::regclass' -%}
-    {%- set existing = 'to_regclass(' ~ ml_eval.sql_string(existing.include(database=false)) ~ ')' -%}
-    select coalesce(
-        pg_get_viewdef({{ candidate }}) = pg_get_viewdef({{ existing }})
-        and obj_description({{ existing }}, 'pg_class')
+    {%- set relation_oid = 'to_regclass(' ~ ml_eval.sql_string(relation.include(database=false)) ~ ')' -%}
+    select
+        obj_description({{ relation_oid }}, 'pg_class')
         is not distinct from nullif({{ ml_eval.sql_string(relation_comment) }}, '')
         and not exists (
             select 1
             from pg_attribute
             left join (values {{ documented | join(', ') }}) as documented (column_name, column_comment)
                 on pg_attribute.attname = documented.column_name
-            where pg_attribute.attrelid = {{ existing }}
+            where pg_attribute.attrelid = {{ relation_oid }}
                 and pg_attribute.attnum > 0
                 and not pg_attribute.attisdropped
                 and col_description(pg_attribute.attrelid, pg_attribute.attnum)
                 is distinct from nullif(documented.column_comment, '')
-        ),
-        false
-    ) as is_unchanged
+        )
+        and {{ relation_oid }} is not null
 {%- endmacro %}

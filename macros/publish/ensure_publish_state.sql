@@ -1,11 +1,13 @@
-{#- The publish state, four tables a reader can query (schema publish_state_schema):
+{#- The publish state, five tables a reader can query (schema publish_state_schema):
     ml_eval_node_status, the latest status of every node of this package (what publish_decision
     reads, so that a `dbt retry` or a run-operation can publish); ml_eval_publishes, one row per
     publish attempted (published or not, and why); ml_eval_published_marts, per published mart
     how it was last published and the definition fingerprint it was made from;
     ml_eval_run_fingerprints, per relation built run by run (a run-keyed model, a by-run
     published mart) the input fingerprint (int_runs_classified) each of its runs was built
-    from, so a run whose inputs changed is built again (macros/change_tracking/). The schema is
+    from, so a run whose inputs changed is built again (macros/change_tracking/);
+    ml_eval_kept_tables, per table model the digest of the inputs it was built from, so a table
+    whose inputs did not change is kept (macros/materializations/table.sql). The schema is
     created only when missing: the transformer need not be allowed to create schemas. -#}
 {% macro ensure_publish_state() %}
     {% set schema = publish_state_schema() %}
@@ -41,6 +43,10 @@
             invocation_id text not null,
             published_at timestamptz not null,
             primary key (published_schema, mart)
+        );
+        create table if not exists {{ publish_state_relation('ml_eval_kept_tables') }} (
+            built_relation text primary key,
+            inputs_digest text not null
         );
         create table if not exists {{ publish_state_relation('ml_eval_run_fingerprints') }} (
             built_relation text not null,
