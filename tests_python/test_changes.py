@@ -786,3 +786,63 @@ def test_tables_are_kept_unless_what_they_read_changed(clone: wh.Warehouse):
     assert remade == ALWAYS_BUILT, remade
     remade, _ = _tables_remade(clone, ["--full-refresh", "--select", "dim_model_versions"])
     assert remade == {"marts.dim_model_versions"}, remade
+
+
+# each model reads something whose content can change with no row version changing, or that
+# PostgreSQL does not record as read: it must be built on every run
+ALWAYS_BUILT_PROBES = {
+    "probe_clock": "select now() as built_at",
+    "probe_clock_literal": "select 'now'::timestamptz as built_at",
+    "probe_volatile": "select random() as drawn",
+    "probe_sequence": "select last_value from probe.counter",
+    "probe_sequence_call": "select nextval('probe.counter') as drawn",
+    "probe_catalog": "select count(*) as n from pg_class",
+    "probe_function": "select probe.rows_of_t() as n",
+    "probe_operator": "select 1 operator(probe.###) 2 as n",
+    "probe_writes": "with touched as (update probe.t set a = a returning a) select a from touched",
+}
+KEPT_PROBES = {
+    "probe_plain": "select a from probe.t",
+    # the dollar quote the first version of table_reads used: the SQL cannot end it
+    "probe_quote": "select '$ml_eval_table_reads$; create table probe.pwned (); $x$' as text_value",
+}
+
+
+def test_tables_that_read_what_no_row_version_shows_are_built_every_run(clone: wh.Warehouse, tmp_path):
+    """The clock (a call, a literal), random(), a sequence, the catalogs, a function or an
+    operator of the database's own (which may read any table), and a query PostgreSQL keeps
+    only as CREATE TABLE AS: each such table model is built on every run; a plain one is kept,
+    and SQL that holds the materialization's dollar quote runs nothing of its own."""
+    project = copy_project(tmp_path / "project")
+    (project / "models" / "probe").mkdir()
+    for name, query in {**ALWAYS_BUILT_PROBES, **KEPT_PROBES}.items():
+        (project / "models" / "probe" / f"{name}.sql").write_text(
+            "{{ config(materialized='table', schema='probe_marts') }}\n" + query + "\n"
+        )
+    with clone.connect() as conn:
+        conn.execute("create schema probe")
+        conn.execute("create table probe.t (a integer)")
+        conn.execute("insert into probe.t values (1), (2)")
+        conn.execute("create sequence probe.counter")
+        conn.execute(
+            "create function probe.rows_of_t() returns bigint language sql stable as 'select count(*) from probe.t'"
+        )
+        conn.execute("create function probe.plus(integer, integer) returns integer language sql as 'select $1 + $2'")
+        conn.execute("create operator probe.### (leftarg = integer, rightarg = integer, function = probe.plus)")
+        conn.commit()
+    probes = (
+        "select c.relname, c.oid from pg_class as c"
+        " where c.relnamespace = to_regnamespace('probe_marts') and c.relkind = 'r'"
+    )
+    selection = ["run", "--select", "path:models/probe", "--exclude", "probe_writes"]
+    run_dbt(["run", "--select", "path:models/probe"], clone, project_dir=project)
+    run_dbt(selection, clone, project_dir=project)  # probe_writes rewrote probe.t: probe_plain is built again
+    with clone.connect() as conn:
+        before = dict(conn.execute(probes).fetchall())
+    assert set(before) == set(ALWAYS_BUILT_PROBES) | set(KEPT_PROBES)
+    run_dbt(selection, clone, project_dir=project)
+    with clone.connect() as conn:
+        after = dict(conn.execute(probes).fetchall())
+        assert conn.execute("select to_regclass('probe.pwned')").fetchone() == (None,)
+    remade = {name for name in before if after[name] != before[name]}
+    assert remade == set(ALWAYS_BUILT_PROBES) - {"probe_writes"}, remade

@@ -5,8 +5,9 @@
     the definition PostgreSQL stored for each (`pg_get_viewdef`, so a `select *` over a table
     that gained a column, or a view replaced by hand, compares as changed) and every comment on
     it, against what persist_docs would leave on a fresh view. When they match, the new one is
-    dropped and the view is kept as it was (its grants brought to the model's `grants`, as an
-    incremental model's are); otherwise it takes the old one's place as dbt's view does.
+    dropped and the view is kept as it was (status KEPT; its grants brought to the model's
+    `grants`, as an incremental model's are); otherwise it takes the old one's place as dbt's
+    view does.
     `--full-refresh` always re-creates. A view over a table dbt re-creates whole is dropped
     with that table's backup (cascade), so it is created again on every run. -#}
 {%- materialization stable_view, default -%}
@@ -33,6 +34,7 @@
     {%- set unchanged = compare and load_result('main')['data'][0][0] -%}
 
     {%- if unchanged -%}
+        {%- do store_raw_result('main', message='KEPT', code='KEPT', rows_affected=0) -%}
         {%- call statement('drop_candidate') -%}
             drop view {{ intermediate_relation }}
         {%- endcall -%}

@@ -3,21 +3,23 @@
     whatever changed (0.1-0.9 s each at 10,000 runs, measured). This one first lists what the
     model's SQL reads (`table_reads`): every table under the views it reads, through the
     dependencies PostgreSQL records for views; and it digests them (`table_inputs_digest`):
-    the compiled SQL, the model's config, description and columns, each relation's name, kind,
-    columns and view definition, and the row versions of each table read (how many rows, and
-    the sum of their creating transactions' ids: an INSERT, UPDATE, DELETE or TRUNCATE changes
-    them). A table under the project's change tracking (src/ml_eval/changes.py, triggers that
-    bump a version on every change) is not scanned: its versions tables are. When the digest
-    and the table's own row versions and comments are what the last build recorded (state table
-    ml_eval_kept_tables), the table is kept as it is: its grants are brought to the model's and
-    its hooks run, as dbt's table does. Otherwise it is built as dbt's table builds it (the
-    contract enforced the same way) and the digest is recorded in the same transaction.
-    Always built: `--full-refresh`, a model whose SQL or views read the clock or call a volatile
-    or user-defined function (their result can change with nothing else changing), one that
-    reads a foreign or temporary table, one under row-level security, one that reads what the
-    role may not select directly, and SQL PostgreSQL cannot keep as a view.
+    the compiled SQL, the model's config, description, columns and constraints, the session's
+    role and print settings, each relation's oid, name, kind, columns and view definition, and
+    the row versions of each table read (how many rows, and a sum of hashes of the ids of the
+    transactions that wrote them: an INSERT, UPDATE, DELETE or TRUNCATE changes them). A table
+    under the project's change tracking (src/ml_eval/changes.py: triggers that bump a version
+    on every change) is not scanned: its schema's versions tables are. When the digest and the
+    table's own rows, columns, constraints, indexes and comments are what the last build
+    recorded (state table ml_eval_kept_tables), the table is kept as it is: its grants are
+    brought to the model's and its hooks run, as dbt's table does. Otherwise it is built as
+    dbt's table builds it (the contract enforced the same way) and the digest is recorded in
+    the same transaction. Always built: `--full-refresh`; a model whose SQL or a view under it
+    reads the clock, the session or the catalogs, or calls a volatile function or one not built
+    into PostgreSQL (their result can change with nothing else changing); one that reads a
+    sequence, a foreign or temporary table, a table under row-level security or one the role
+    may not select; and SQL PostgreSQL cannot keep as a view. dbt's log says why.
     As a package of another project, dbt's own table materialization is used (dbt lets only
-    the root project replace it): the marts are then re-created on every run. -#}
+    the root project replace it): the tables are then re-created on every run. -#}
 {%- materialization table, adapter='postgres' -%}
 
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -37,12 +39,17 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- set reads = ml_eval.table_reads(sql) -%}
-    {%- set inputs_digest = ml_eval.table_inputs_digest(reads) if reads.keepable else none -%}
+    {%- if reads.keepable -%}
+        {%- set inputs_digest = ml_eval.table_inputs_digest(reads) -%}
+    {%- else -%}
+        {%- set inputs_digest = none -%}
+        {%- do run_query('drop view if exists pg_temp.ml_eval_table_reads') -%}
+    {%- endif -%}
     {%- set compare = inputs_digest is not none and existing_relation is not none
         and existing_relation.is_table and not should_full_refresh() -%}
 
     {%- if compare -%}
-        {%- call statement('main', fetch_result=true) -%}
+        {%- call statement('keep_check', fetch_result=true) -%}
             select coalesce(
                 (
                     select kept.inputs_digest
@@ -53,12 +60,13 @@
                 false
             ) as is_unchanged
         {%- endcall -%}
-        {%- set unchanged = load_result('main')['data'][0][0] -%}
+        {%- set unchanged = load_result('keep_check')['data'][0][0] -%}
     {%- else -%}
         {%- set unchanged = false -%}
     {%- endif -%}
 
     {%- if unchanged -%}
+        {%- do store_raw_result('main', message='KEPT', code='KEPT', rows_affected=0) -%}
         {%- do apply_grants(target_relation, grant_config, should_revoke=true) -%}
         {{ run_hooks(post_hooks, inside_transaction=True) }}
         {{ adapter.commit() }}
@@ -93,27 +101,39 @@
 {#- What `sql` reads, as a dict: `keepable` (false when the table must be built every time:
     see the materialization), `reason` (why not, for the log), `scanned` (the regclass names of
     the tables whose row versions stand for their content) and `structure` (a digest of the
-    relations' names, kinds, columns, view definitions and change-tracking functions). The SQL
-    is kept as a temporary view, whose dependencies PostgreSQL records; SQL it refuses as a
-    view (a syntax it accepts only in CREATE TABLE AS) is not keepable. -#}
+    relations' oids, names, kinds, columns, view definitions and change tracking, and of the
+    session's role and the settings that change how values print). The SQL is created as a
+    temporary view, whose dependencies PostgreSQL records (it records none on what is built
+    into PostgreSQL: built-in functions and catalogs are found in the view definitions, by
+    name); SQL it refuses as a view (a syntax only CREATE TABLE AS accepts) is not keepable.
+    The view is dropped by the next statement (table_inputs_digest). -#}
 {% macro table_reads(sql) %}
-    {%- set clock = '\\m(now|current_timestamp|current_date|current_time|localtime|localtimestamp'
-        ~ '|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random|setseed'
-        ~ '|gen_random_uuid|nextval|txid_current|pg_current_xact_id)\\M' -%}
-    {%- set tracking_triggers = ['ml_eval_track_changes_insert', 'ml_eval_track_changes_update',
-        'ml_eval_track_changes_delete', 'ml_eval_track_changes_truncate'] -%}
+    {#- the built-in calls and names whose result can change with nothing else changing: the
+        clock, the session, the catalogs; the volatile built-ins are added from pg_proc -#}
+    {%- set unsafe_calls = 'pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age|timeofday'
+        ~ '|statement_timestamp|transaction_timestamp|version' -%}
+    {%- set unsafe_names = '\\m(current_timestamp|current_date|current_time|localtime|localtimestamp|current_user'
+        ~ '|session_user|current_role|current_catalog|current_schema|information_schema|pg_\\w+)\\M' -%}
+    {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL -#}
+    {%- set clock_literals = "'\\s*(now|today|tomorrow|yesterday)\\s*'" -%}
+    {%- set tracking = {'ml_eval_track_changes_insert': 4, 'ml_eval_track_changes_update': 16,
+        'ml_eval_track_changes_delete': 8, 'ml_eval_track_changes_truncate': 32} -%}
+    {%- set tracking_functions = ['ml_eval_bump_runs', 'ml_eval_bump_runs_of_scores', 'ml_eval_bump_datasets',
+        'ml_eval_bump_datasets_of_targets'] -%}
+    {#- a dollar quote no SQL can close: the digest of the SQL itself -#}
+    {%- set tag = '$ml_eval_' ~ local_md5(sql) ~ '$' -%}
     {%- call statement('table_reads', fetch_result=true) -%}
-        do $ml_eval_table_reads$
+        drop view if exists pg_temp.ml_eval_table_reads;
+        do {{ tag }}
         begin
-            drop view if exists pg_temp.ml_eval_table_reads;
             execute 'create temporary view ml_eval_table_reads as ' || {{ ml_eval.sql_string(sql) }};
         exception when others then
             null;
         end
-        $ml_eval_table_reads$;
+        {{ tag }};
         with recursive
 
-        rules as (
+        own_rules as (
             select rule.oid as rule_oid, rule.ev_class as view_oid
             from pg_rewrite as rule
             where rule.ev_class = to_regclass('pg_temp.ml_eval_table_reads')
@@ -121,13 +141,13 @@
 
         reads (relation_oid) as (
             select dependency.refobjid
-            from rules
+            from own_rules
             inner join pg_depend as dependency
                 on
                     dependency.classid = 'pg_rewrite'::regclass
-                    and dependency.objid = rules.rule_oid
+                    and dependency.objid = own_rules.rule_oid
                     and dependency.refclassid = 'pg_class'::regclass
-                    and dependency.refobjid <> rules.view_oid
+                    and dependency.refobjid <> own_rules.view_oid
             union
             select dependency.refobjid
             from reads
@@ -141,15 +161,16 @@
                     and dependency.refobjid <> reads.relation_oid
         ),
 
-        -- every function the SQL or a view under it calls
-        functions as (
-            select distinct dependency.refobjid as function_oid
+        -- what the SQL and the views under it call that is not built in: functions,
+        -- operators, casts (PostgreSQL records dependencies on those only)
+        calls as (
+            select dependency.refclassid, dependency.refobjid
             from pg_rewrite as rule
             inner join pg_depend as dependency
                 on
                     dependency.classid = 'pg_rewrite'::regclass
                     and dependency.objid = rule.oid
-                    and dependency.refclassid = 'pg_proc'::regclass
+                    and dependency.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass)
             where
                 rule.ev_class = to_regclass('pg_temp.ml_eval_table_reads')
                 or rule.ev_class in (select reads.relation_oid from reads)
@@ -161,17 +182,27 @@
                 relation.relkind,
                 relation.relpersistence,
                 relation.relrowsecurity,
-                relation.relnamespace,
                 relation.oid::regclass::text as relation_name,
                 namespace.nspname,
-                relation.relkind = 'r' and (
-                    select count(*) = {{ tracking_triggers | length }}
-                    from pg_trigger as tracking
-                    inner join pg_proc as bump on bump.oid = tracking.tgfoid
+                case when relation.relkind = 'v' then pg_get_viewdef(relation.oid) end as view_definition,
+                relation.relkind = 'r'
+                and to_regclass(quote_ident(namespace.nspname) || '.run_versions') is not null
+                and to_regclass(quote_ident(namespace.nspname) || '.dataset_versions') is not null
+                and (
+                    select count(*) = {{ tracking | length }}
+                    from pg_trigger as tracking_trigger
+                    inner join pg_proc as bump on bump.oid = tracking_trigger.tgfoid
                     where
-                        tracking.tgrelid = relation.oid
-                        and tracking.tgname in ('{{ tracking_triggers | join("', '") }}')
-                        and tracking.tgenabled = 'A'
+                        tracking_trigger.tgrelid = relation.oid
+                        and (tracking_trigger.tgname, tracking_trigger.tgtype) in (
+                            {%- for name, trigger_type in tracking.items() %}
+                            ({{ ml_eval.sql_string(name) }}, {{ trigger_type }}){{ ',' if not loop.last }}
+                            {%- endfor %}
+                        )
+                        and tracking_trigger.tgenabled = 'A'
+                        and tracking_trigger.tgqual is null
+                        and cardinality(tracking_trigger.tgattr::int2[]) = 0
+                        and bump.proname in ('{{ tracking_functions | join("', '") }}')
                         and bump.pronamespace = relation.relnamespace
                 ) as is_tracked
             from reads
@@ -201,25 +232,66 @@
             from versions_tables
         ),
 
+        -- the partitions and inheritance children a scanned table's rows come from
+        descendants (relation_oid) as (
+            select scanned.oid from scanned
+            union
+            select pg_inherits.inhrelid
+            from descendants
+            inner join pg_inherits on pg_inherits.inhparent = descendants.relation_oid
+        ),
+
+        unsafe_calls as (
+            select
+                '\m(' || {{ ml_eval.sql_string(unsafe_calls) }} || '|' || string_agg(distinct pg_proc.proname, '|')
+                || ')\s*\(' as pattern
+            from pg_proc
+            where
+                pg_proc.provolatile = 'v'
+                and pg_proc.pronamespace = 'pg_catalog'::regnamespace
+                and pg_proc.proname ~ '^[a-z0-9_]+$'
+        ),
+
+        definitions as (
+            select
+                'its SQL' as what,
+                pg_get_viewdef(to_regclass('pg_temp.ml_eval_table_reads')) as view_definition
+            union all
+            select 'view ' || relations.relation_name, relations.view_definition
+            from relations
+            where relations.relkind = 'v'
+        ),
+
         refusals as (
             select 'it is not a query PostgreSQL keeps as a view' as reason
             where to_regclass('pg_temp.ml_eval_table_reads') is null
             union all
-            select 'it reads the clock or a random or volatile function'
-            where pg_get_viewdef(to_regclass('pg_temp.ml_eval_table_reads')) ~* {{ ml_eval.sql_string(clock) }}
+            select 'it reads the clock'
+            where {{ ml_eval.sql_string(sql) }} ~* {{ ml_eval.sql_string(clock_literals) }}
             union all
-            select 'a view it reads reads the clock: ' || relations.relation_name
+            select definitions.what || ' reads the clock, the session, the catalogs or calls a volatile function'
+            from definitions
+            cross join unsafe_calls
+            where
+                definitions.view_definition ~* unsafe_calls.pattern
+                or definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+            union all
+            select 'it calls ' || calls.refobjid::text || ' of ' || calls.refclassid::regclass::text || ', not built into PostgreSQL'
+            from calls
+            where calls.refobjid >= 16384
+            union all
+            select 'it reads ' || relations.relation_name || ': a sequence, a catalog, foreign, temporary or under row-level security'
             from relations
-            where relations.relkind = 'v' and pg_get_viewdef(relations.oid) ~* {{ ml_eval.sql_string(clock) }}
+            where
+                relations.relkind in ('f', 'S')
+                or relations.relpersistence = 't'
+                or relations.relrowsecurity
+                or relations.oid < 16384
             union all
-            select 'it calls ' || function_oid::regprocedure::text
-            from functions
-            inner join pg_proc on pg_proc.oid = functions.function_oid
-            where pg_proc.provolatile = 'v' or functions.function_oid >= 16384
-            union all
-            select 'it reads ' || relations.relation_name || ', which is foreign, temporary or under row-level security'
-            from relations
-            where relations.relkind = 'f' or relations.relpersistence = 't' or relations.relrowsecurity
+            select 'it reads ' || descendant.oid::regclass::text || ': foreign or under row-level security'
+            from descendants
+            inner join pg_class as descendant on descendant.oid = descendants.relation_oid
+            where descendant.relkind = 'f' or descendant.relrowsecurity
             union all
             select 'it reads ' || scanned.relation_name || ', which the role may not select'
             from scanned
@@ -228,31 +300,44 @@
 
         select
             (select min(refusals.reason) from refusals) as reason,
-            (select coalesce(json_agg(scanned.relation_name order by scanned.relation_name), '[]')::text from scanned) as scanned,
-            md5(coalesce((
-                select string_agg(
-                    concat_ws(
-                        ':',
-                        relations.relation_name,
-                        relations.relkind,
-                        relations.is_tracked,
-                        (
-                            select md5(string_agg(attribute.attname || ' ' || format_type(attribute.atttypid, attribute.atttypmod), ',' order by attribute.attnum))
-                            from pg_attribute as attribute
-                            where attribute.attrelid = relations.oid and attribute.attnum > 0 and not attribute.attisdropped
+            (
+                select coalesce(json_agg(scanned.relation_name order by scanned.relation_name), '[]')::text
+                from scanned
+            ) as scanned,
+            md5(concat_ws(
+                '|',
+                current_user,
+                current_setting('TimeZone'),
+                current_setting('DateStyle'),
+                current_setting('IntervalStyle'),
+                current_setting('extra_float_digits'),
+                current_setting('lc_monetary'),
+                current_setting('lc_numeric'),
+                current_setting('lc_time'),
+                current_setting('search_path'),
+                (
+                    select string_agg(
+                        concat_ws(
+                            ':',
+                            relations.oid,
+                            relations.relation_name,
+                            relations.relkind,
+                            relations.is_tracked,
+                            ({{ ml_eval.table_columns('relations.oid') }}),
+                            md5(relations.view_definition),
+                            (
+                                -- disabling a tracking trigger and enabling it again writes its row
+                                select md5(string_agg(tracking_trigger.xmin::text || bump.prosrc, ',' order by tracking_trigger.tgname))
+                                from pg_trigger as tracking_trigger
+                                inner join pg_proc as bump on bump.oid = tracking_trigger.tgfoid
+                                where relations.is_tracked and tracking_trigger.tgrelid = relations.oid
+                            )
                         ),
-                        case when relations.relkind = 'v' then md5(pg_get_viewdef(relations.oid)) end,
-                        (
-                            select md5(string_agg(bump.prosrc, ',' order by bump.proname))
-                            from pg_trigger as tracking
-                            inner join pg_proc as bump on bump.oid = tracking.tgfoid
-                            where relations.is_tracked and tracking.tgrelid = relations.oid
-                        )
-                    ),
-                    '|' order by relations.relation_name
+                        '|' order by relations.relation_name
+                    )
+                    from relations
                 )
-                from relations
-            ), '')) as structure
+            )) as structure
     {%- endcall -%}
     {%- set row = load_result('table_reads')['data'][0] -%}
     {%- if row[0] is not none -%}
@@ -262,12 +347,14 @@
 {% endmacro %}
 
 
-{#- The digest of a model's inputs (table_reads): its compiled SQL and definition, the
-    structure of what it reads, and the row versions of each table scanned, in one query. -#}
+{#- The digest of a model's inputs (table_reads): its compiled SQL and definition (config,
+    description, columns, constraints), the structure of what it reads, and the row versions of
+    each table scanned, in one query. -#}
 {% macro table_inputs_digest(reads) %}
     {%- set definition = local_md5(sql ~ '|' ~ tojson(model.config, sort_keys=true) ~ '|' ~ (model.description or '')
-        ~ '|' ~ tojson(model.columns, sort_keys=true)) -%}
+        ~ '|' ~ tojson(model.columns, sort_keys=true) ~ '|' ~ tojson(model.constraints, sort_keys=true)) -%}
     {%- call statement('table_inputs_digest', fetch_result=true) -%}
+        drop view if exists pg_temp.ml_eval_table_reads;
         select md5(concat_ws(
             '|',
             {{ ml_eval.sql_string(definition) }},
@@ -282,22 +369,44 @@
 
 
 {#- A query of one text that changes when a row of `relation` is inserted, updated or
-    deleted: how many rows, and the sum of the ids of the transactions that wrote them. -#}
+    deleted: how many rows, and the sum of a 64-bit hash of the id of the transaction that wrote
+    each (a sum of the ids themselves can come out the same when two writers change rows). -#}
 {% macro table_row_versions(relation) -%}
-    select count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text from {{ relation }}
+    select count(*)::text || ':' || coalesce(sum(hashint8extended(xmin::text::bigint, 0)), 0)::text from {{ relation }}
 {%- endmacro %}
 
 
-{#- The built table's own row versions and columns: a row or a column changed by hand has it
-    built again. -#}
+{#- A query of the digest of a relation's columns (`relation_oid`, an oid expression): their
+    numbers, names and types, so a column dropped and added again compares as changed. -#}
+{% macro table_columns(relation_oid) -%}
+    select md5(string_agg(
+        attribute.attnum || ' ' || attribute.attname || ' ' || format_type(attribute.atttypid, attribute.atttypmod),
+        ',' order by attribute.attnum
+    ))
+    from pg_attribute as attribute
+    where attribute.attrelid = {{ relation_oid }} and attribute.attnum > 0 and not attribute.attisdropped
+{%- endmacro %}
+
+
+{#- The built table's own row versions, oid, columns, constraints and indexes: a row, a
+    column, a constraint or an index changed by hand has it built again. -#}
 {% macro table_own_versions(relation) -%}
-    select ({{ ml_eval.table_row_versions(relation) }}) || ':' || (
-        select md5(string_agg(attribute.attname || ' ' || format_type(attribute.atttypid, attribute.atttypmod), ',' order by attribute.attnum))
-        from pg_attribute as attribute
-        where
-            attribute.attrelid = {{ ml_eval.sql_string(relation.include(database=false)) }}::regclass
-            and attribute.attnum > 0
-            and not attribute.attisdropped
+    {%- set relation_oid = ml_eval.sql_string(relation.include(database=false)) ~ '::regclass' -%}
+    select concat_ws(
+        ':',
+        ({{ ml_eval.table_row_versions(relation) }}),
+        {{ relation_oid }}::oid,
+        ({{ ml_eval.table_columns(relation_oid) }}),
+        (
+            select md5(string_agg(conname || ' ' || pg_get_constraintdef(oid), ',' order by conname))
+            from pg_constraint
+            where conrelid = {{ relation_oid }}
+        ),
+        (
+            select md5(string_agg(pg_get_indexdef(indexrelid), ',' order by indexrelid::regclass::text))
+            from pg_index
+            where indrelid = {{ relation_oid }}
+        )
     )
 {%- endmacro %}
 
