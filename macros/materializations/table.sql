@@ -109,9 +109,9 @@
     The view is dropped by the next statement (table_inputs_digest). -#}
 {% macro table_reads(sql) %}
     {#- the built-in calls and names whose result can change with nothing else changing: the
-        clock, the session, the catalogs; the volatile built-ins are added from pg_proc -#}
-    {%- set unsafe_calls = 'pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age|timeofday'
-        ~ '|statement_timestamp|transaction_timestamp|version' -%}
+        clock, the session, the catalogs; and every volatile built-in (pg_proc) -#}
+    {%- set unsafe_calls = '^(pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age|timeofday'
+        ~ '|statement_timestamp|transaction_timestamp|version)$' -%}
     {%- set unsafe_names = '\\m(current_timestamp|current_date|current_time|localtime|localtimestamp|current_user'
         ~ '|session_user|current_role|current_catalog|current_schema|information_schema|pg_\\w+)\\M' -%}
     {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL -#}
@@ -241,17 +241,6 @@
             inner join pg_inherits on pg_inherits.inhparent = descendants.relation_oid
         ),
 
-        unsafe_calls as (
-            select
-                '\m(' || {{ ml_eval.sql_string(unsafe_calls) }} || '|' || string_agg(distinct pg_proc.proname, '|')
-                || ')\s*\(' as pattern
-            from pg_proc
-            where
-                pg_proc.provolatile = 'v'
-                and pg_proc.pronamespace = 'pg_catalog'::regnamespace
-                and pg_proc.proname ~ '^[a-z0-9_]+$'
-        ),
-
         definitions as (
             select
                 'its SQL' as what,
@@ -262,6 +251,13 @@
             where relations.relkind = 'v'
         ),
 
+        -- every name the definitions call, to look up among the unsafe built-ins
+        called_names as (
+            select distinct definitions.what, lower(called.match[1]) as function_name
+            from definitions
+            cross join lateral regexp_matches(definitions.view_definition, '(\w+)\s*\(', 'g') as called (match)
+        ),
+
         refusals as (
             select 'it is not a query PostgreSQL keeps as a view' as reason
             where to_regclass('pg_temp.ml_eval_table_reads') is null
@@ -269,12 +265,22 @@
             select 'it reads the clock'
             where {{ ml_eval.sql_string(sql) }} ~* {{ ml_eval.sql_string(clock_literals) }}
             union all
-            select definitions.what || ' reads the clock, the session, the catalogs or calls a volatile function'
+            select definitions.what || ' reads the clock, the session or the catalogs'
             from definitions
-            cross join unsafe_calls
+            where definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+            union all
+            select called_names.what || ' calls ' || called_names.function_name
+            from called_names
             where
-                definitions.view_definition ~* unsafe_calls.pattern
-                or definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+                called_names.function_name ~ {{ ml_eval.sql_string(unsafe_calls) }}
+                or exists (
+                    select 1
+                    from pg_proc
+                    where
+                        pg_proc.proname = called_names.function_name
+                        and pg_proc.provolatile = 'v'
+                        and pg_proc.pronamespace = 'pg_catalog'::regnamespace
+                )
             union all
             select 'it calls ' || calls.refobjid::text || ' of ' || calls.refclassid::regclass::text || ', not built into PostgreSQL'
             from calls
