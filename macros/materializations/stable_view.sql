@@ -40,12 +40,7 @@
         {%- endcall -%}
         {%- do apply_grants(target_relation, grant_config, should_revoke=true) -%}
     {%- else -%}
-        {#- as dbt's view: the existing relation may have gone since it was first looked up -#}
-        {%- set existing_relation = load_cached_relation(existing_relation) if existing_relation is not none else none -%}
-        {%- if existing_relation is not none -%}
-            {{ adapter.rename_relation(existing_relation, backup_relation) }}
-        {%- endif -%}
-        {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+        {%- set existing_relation = ml_eval.swap_into_place(existing_relation, intermediate_relation, backup_relation, target_relation) -%}
         {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) -%}
         {%- do persist_docs(target_relation, model) -%}
     {%- endif -%}
@@ -106,3 +101,16 @@
         )
         and {{ relation_oid }} is not null
 {%- endmacro %}
+
+
+{#- Puts `intermediate` in `target`'s place, as dbt's table and view do: the existing relation
+    (which may have gone since it was first looked up) renamed to `backup`, `intermediate` to
+    `target`. Returns the existing relation as it was found, or none. -#}
+{% macro swap_into_place(existing, intermediate, backup, target) %}
+    {%- set found = load_cached_relation(existing) if existing is not none else none -%}
+    {%- if found is not none -%}
+        {%- do adapter.rename_relation(found, backup) -%}
+    {%- endif -%}
+    {%- do adapter.rename_relation(intermediate, target) -%}
+    {{ return(found) }}
+{% endmacro %}

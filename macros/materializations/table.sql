@@ -40,29 +40,14 @@
 
     {%- set reads = ml_eval.table_reads(sql) -%}
     {%- if reads.keepable -%}
-        {%- set inputs_digest = ml_eval.table_inputs_digest(reads) -%}
+        {%- set compare = existing_relation is not none and existing_relation.is_table and not should_full_refresh() -%}
+        {%- set digest = ml_eval.table_inputs_digest(reads, key, target_relation if compare else none) -%}
+        {%- set inputs_digest = digest.inputs_digest -%}
+        {%- set unchanged = digest.is_unchanged -%}
     {%- else -%}
         {%- set inputs_digest = none -%}
-        {%- do run_query('drop view if exists pg_temp.ml_eval_table_reads') -%}
-    {%- endif -%}
-    {%- set compare = inputs_digest is not none and existing_relation is not none
-        and existing_relation.is_table and not should_full_refresh() -%}
-
-    {%- if compare -%}
-        {%- call statement('keep_check', fetch_result=true) -%}
-            select coalesce(
-                (
-                    select kept.inputs_digest
-                    from {{ ml_eval.publish_state_relation('ml_eval_kept_tables') }} as kept
-                    where kept.built_relation = {{ key }}
-                ) = {{ ml_eval.sql_string(inputs_digest) }} || ':' || ({{ ml_eval.table_own_versions(target_relation) }})
-                and ({{ ml_eval.comments_are_documented(target_relation) }}),
-                false
-            ) as is_unchanged
-        {%- endcall -%}
-        {%- set unchanged = load_result('keep_check')['data'][0][0] -%}
-    {%- else -%}
         {%- set unchanged = false -%}
+        {%- do run_query('drop view if exists pg_temp.ml_eval_table_reads') -%}
     {%- endif -%}
 
     {%- if unchanged -%}
@@ -75,12 +60,7 @@
             {{ get_create_table_as_sql(False, intermediate_relation, sql) }}
         {%- endcall -%}
         {%- do create_indexes(intermediate_relation) -%}
-        {#- as dbt's table: the existing relation may have gone since it was first looked up -#}
-        {%- set existing_relation = load_cached_relation(existing_relation) if existing_relation is not none else none -%}
-        {%- if existing_relation is not none -%}
-            {{ adapter.rename_relation(existing_relation, backup_relation) }}
-        {%- endif -%}
-        {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+        {%- set existing_relation = ml_eval.swap_into_place(existing_relation, intermediate_relation, backup_relation, target_relation) -%}
         {{ run_hooks(post_hooks, inside_transaction=True) }}
         {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) -%}
         {%- do persist_docs(target_relation, model) -%}
@@ -355,22 +335,44 @@
 
 {#- The digest of a model's inputs (table_reads): its compiled SQL and definition (config,
     description, columns, constraints), the structure of what it reads, and the row versions of
-    each table scanned, in one query. -#}
-{% macro table_inputs_digest(reads) %}
+    each table scanned; and whether `existing` (the model's table, or none) is unchanged: the
+    digest and its own versions are what its last build recorded under `key`, and its comments
+    what persist_docs would leave. One query; a dict of `inputs_digest` and `is_unchanged`. -#}
+{% macro table_inputs_digest(reads, key, existing) %}
     {%- set definition = local_md5(sql ~ '|' ~ tojson(model.config, sort_keys=true) ~ '|' ~ (model.description or '')
         ~ '|' ~ tojson(model.columns, sort_keys=true) ~ '|' ~ tojson(model.constraints, sort_keys=true)) -%}
     {%- call statement('table_inputs_digest', fetch_result=true) -%}
         drop view if exists pg_temp.ml_eval_table_reads;
-        select md5(concat_ws(
-            '|',
-            {{ ml_eval.sql_string(definition) }},
-            {{ ml_eval.sql_string(reads.structure) }}
-            {%- for relation_name in reads.scanned %},
-            ({{ ml_eval.table_row_versions(relation_name) }})
-            {%- endfor %}
-        ))
+        with digest as (
+            select md5(concat_ws(
+                '|',
+                {{ ml_eval.sql_string(definition) }},
+                {{ ml_eval.sql_string(reads.structure) }}
+                {%- for relation_name in reads.scanned %},
+                ({{ ml_eval.table_row_versions(relation_name) }})
+                {%- endfor %}
+            )) as inputs_digest
+        )
+
+        select
+            digest.inputs_digest,
+            {%- if existing is none %}
+            false as is_unchanged
+            {%- else %}
+            coalesce(
+                (
+                    select kept.inputs_digest
+                    from {{ ml_eval.publish_state_relation('ml_eval_kept_tables') }} as kept
+                    where kept.built_relation = {{ key }}
+                ) = digest.inputs_digest || ':' || ({{ ml_eval.table_own_versions(existing) }})
+                and ({{ ml_eval.comments_are_documented(existing) }}),
+                false
+            ) as is_unchanged
+            {%- endif %}
+        from digest
     {%- endcall -%}
-    {{ return(load_result('table_inputs_digest')['data'][0][0]) }}
+    {%- set row = load_result('table_inputs_digest')['data'][0] -%}
+    {{ return({'inputs_digest': row[0], 'is_unchanged': row[1]}) }}
 {% endmacro %}
 
 
