@@ -11,7 +11,9 @@ scikit-learn's on the rows the tables hold after the change, to 1e-9.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
 import psycopg
@@ -23,7 +25,7 @@ from conftest import CONFIG, clone_database, copy_project, drop_database, run_ml
 from ml_eval import changes, loader
 from ml_eval import warehouse as wh
 from ml_eval.bench import benchmark as bench
-from ml_eval.dbt import run_dbt
+from ml_eval.dbt import dbt_arguments, run_dbt
 from ml_eval.errors import UserError
 from ml_eval.mlflow_names import logged_metric_keys
 from ml_eval.producer import predictions as pred
@@ -276,6 +278,55 @@ def test_every_statement_on_the_tracked_tables_bumps_its_runs_and_datasets(clone
         triggers = changes.installed_triggers(conn, "dataset")
         tracked = {"predictions", "prediction_scores", "run_datasets", "samples", "targets", "classes"}
         assert triggers == {(t, changes.trigger_name(e)) for t in tracked for e in changes.EVENTS}
+        conn.rollback()
+
+
+def _compiled(sql_text: str, database: wh.Warehouse) -> str:
+    """`sql_text` compiled by dbt in the project (its macros rendered), as dbt compile --inline."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(database.env())
+    outcome = dbtRunner().invoke(dbt_arguments(["compile", "--quiet", "--inline", sql_text], CONFIG))
+    assert outcome.success, outcome.exception
+    return outcome.result.results[0].node.compiled_code
+
+
+def test_the_build_trusts_the_change_tracking_the_producer_installs_and_no_other(clone: wh.Warehouse):
+    """The kept tables take a tracked table's versions for its rows (macros/change_tracking/):
+    the dbt side knows the same triggers as ml_eval.changes, and checks them the same way."""
+    tracking = json.loads(_compiled("{{ tojson(ml_eval.change_tracking()) }}", clone))
+    assert tracking["run_versions"] == changes.RUN_VERSIONS
+    assert tracking["dataset_versions"] == changes.DATASET_VERSIONS
+    assert tracking["triggers"] == {changes.trigger_name(e): changes.TRIGGER_TYPES[e] for e in changes.EVENTS}
+    assert tracking["functions"] == {t.table: t.function for t in changes.TRACKED}
+    check = _compiled(
+        "select relation.relname from pg_class as relation"
+        " where relation.relnamespace = 'dataset'::regnamespace and relation.relkind = 'r'"
+        " and ({{ ml_eval.is_change_tracked('relation', ml_eval.change_tracking()) }})",
+        clone,
+    )
+    every = {t.table for t in changes.TRACKED}
+    with clone.connect() as conn:
+        assert {row[0] for row in conn.execute(check)} == every
+        pairs = {(table, changes.trigger_name(event)) for table in every for event in changes.EVENTS}
+        assert changes.installed_triggers(conn, "dataset") == pairs
+        # a tracking trigger that fires on a condition, on a column list, or BEFORE is not one
+        replaced = {
+            "predictions": (
+                "insert",
+                "after insert on dataset.predictions for each statement when (pg_catalog.now() is null)",
+            ),
+            "samples": ("update", "after update of sample_index on dataset.samples for each statement"),
+            "targets": ("delete", "before delete on dataset.targets for each statement"),
+        }
+        functions = {t.table: t.function for t in changes.TRACKED}
+        for table, (event, trigger) in replaced.items():
+            name = changes.trigger_name(event)
+            conn.execute(f"drop trigger {name} on dataset.{table}")
+            conn.execute(f"create trigger {name} {trigger} execute function dataset.{functions[table]}()")
+        assert {row[0] for row in conn.execute(check)} == every - set(replaced)
+        gone = {(table, changes.trigger_name(event)) for table, (event, _) in replaced.items()}
+        assert changes.installed_triggers(conn, "dataset") == pairs - gone
         conn.rollback()
 
 
@@ -803,7 +854,7 @@ ALWAYS_BUILT_PROBES = {
 }
 KEPT_PROBES = {
     "probe_plain": "select a from probe.t",
-    # the dollar quote the first version of table_reads used: the SQL cannot end it
+    # the dollar quote the first version of the check used: the SQL cannot end it
     "probe_quote": "select '$ml_eval_table_reads$; create table probe.pwned (); $x$' as text_value",
 }
 

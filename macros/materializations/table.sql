@@ -1,11 +1,11 @@
 {#- `materialized='table'` on PostgreSQL, when this project is the root project: dbt's table,
     left in place when nothing it is made of changed. dbt re-creates every table on every run,
-    whatever changed (0.1-0.9 s each at 10,000 runs, measured). This one first lists what the
-    model's SQL reads (`table_reads`): every table under the views it reads, through the
-    dependencies PostgreSQL records for views; and it digests them (`table_inputs_digest`):
-    the compiled SQL, the model's config, description, columns and constraints, the session's
-    role and print settings, each relation's oid, name, kind, columns and view definition, and
-    the row versions of each table read (how many rows, and a sum of hashes of the ids of the
+    whatever changed (0.1-0.9 s each at 10,000 runs, measured). This one first digests what
+    the model's SQL reads (`table_inputs`, one round trip): every table under the views it
+    reads, through the dependencies PostgreSQL records for views; the compiled SQL, the
+    model's config, description, columns and constraints, the session's role and print
+    settings, each relation's oid, name, kind, columns and view definition, and the row
+    versions of each table read (how many rows, and a sum of hashes of the ids of the
     transactions that wrote them: an INSERT, UPDATE, DELETE or TRUNCATE changes them). A table
     under the project's change tracking (src/ml_eval/changes.py: triggers that bump a version
     on every change) is not scanned: its schema's versions tables are. When the digest and the
@@ -38,17 +38,10 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {%- set reads = ml_eval.table_reads(sql) -%}
-    {%- if reads.keepable -%}
-        {%- set compare = existing_relation is not none and existing_relation.is_table and not should_full_refresh() -%}
-        {%- set digest = ml_eval.table_inputs_digest(reads, key, target_relation if compare else none) -%}
-        {%- set inputs_digest = digest.inputs_digest -%}
-        {%- set unchanged = digest.is_unchanged -%}
-    {%- else -%}
-        {%- set inputs_digest = none -%}
-        {%- set unchanged = false -%}
-        {%- do run_query('drop view if exists pg_temp.ml_eval_table_reads') -%}
-    {%- endif -%}
+    {%- set compare = existing_relation is not none and existing_relation.is_table and not should_full_refresh() -%}
+    {%- set inputs = ml_eval.table_inputs(sql, key, target_relation if compare else none) -%}
+    {%- set inputs_digest = inputs.inputs_digest -%}
+    {%- set unchanged = inputs.is_unchanged -%}
 
     {%- if unchanged -%}
         {%- do store_raw_result('main', message='KEPT', code='KEPT', rows_affected=0) -%}
@@ -78,301 +71,268 @@
 {%- endmaterialization -%}
 
 
-{#- What `sql` reads, as a dict: `keepable` (false when the table must be built every time:
-    see the materialization), `reason` (why not, for the log), `scanned` (the regclass names of
-    the tables whose row versions stand for their content) and `structure` (a digest of the
-    relations' oids, names, kinds, columns, view definitions and change tracking, and of the
-    session's role and the settings that change how values print). The SQL is created as a
-    temporary view, whose dependencies PostgreSQL records (it records none on what is built
-    into PostgreSQL: built-in functions and catalogs are found in the view definitions, by
-    name); SQL it refuses as a view (a syntax only CREATE TABLE AS accepts) is not keepable.
-    The view is dropped by the next statement (table_inputs_digest). -#}
-{% macro table_reads(sql) %}
+{#- What the model's `sql` reads and whether its table (`existing`, or none) can be kept, in
+    one round trip: a dict of `inputs_digest` (none when the table must be built every time:
+    see the materialization; dbt's log says why) and `is_unchanged` (the digest, and the
+    table's own versions and comments, are what its last build recorded under `key`).
+
+    The SQL is created as a temporary view; PostgreSQL records its dependencies, and those of
+    every view under it, in pg_depend: what it reads (`dependencies`), the tables among them
+    whose row versions stand for their content (`scanned`), and the functions, operators and
+    casts it calls. It records none on what is pinned (built-in functions and catalogs): those
+    are found by name in the view definitions. The digest is of the definition (the compiled
+    SQL, the model's config, description, columns and constraints), the structure (the
+    session's role and print settings; each relation's oid, name, kind, columns and view
+    definition; the tracking triggers) and the row versions of each table scanned. SQL that
+    PostgreSQL refuses as a view (a syntax only CREATE TABLE AS accepts) is never kept. -#}
+{% macro table_inputs(sql, key, existing) %}
     {#- the built-in calls and names whose result can change with nothing else changing: the
-        clock, the session, the catalogs; and every volatile built-in (pg_proc) -#}
+        clock, the session, the catalogs; and every volatile built-in (pg_proc). The catalogs
+        are pinned, so found by name; information_schema is not, so its views are refused as
+        relations of oid below 16384 (`refusals`) -#}
     {%- set unsafe_calls = '^(pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age|timeofday'
         ~ '|statement_timestamp|transaction_timestamp|version)$' -%}
     {%- set unsafe_names = '\\m(current_timestamp|current_date|current_time|localtime|localtimestamp|current_user'
-        ~ '|session_user|current_role|current_catalog|current_schema|information_schema|pg_\\w+)\\M' -%}
+        ~ '|session_user|current_role|current_catalog|current_schema|pg_\\w+)\\M' -%}
     {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL -#}
     {%- set clock_literals = "'\\s*(now|today|tomorrow|yesterday)\\s*'" -%}
-    {%- set tracking = {'ml_eval_track_changes_insert': 4, 'ml_eval_track_changes_update': 16,
-        'ml_eval_track_changes_delete': 8, 'ml_eval_track_changes_truncate': 32} -%}
-    {%- set tracking_functions = ['ml_eval_bump_runs', 'ml_eval_bump_runs_of_scores', 'ml_eval_bump_datasets',
-        'ml_eval_bump_datasets_of_targets'] -%}
-    {#- a dollar quote no SQL can close: the digest of the SQL itself -#}
-    {%- set tag = '$ml_eval_' ~ local_md5(sql) ~ '$' -%}
-    {%- call statement('table_reads', fetch_result=true) -%}
-        drop view if exists pg_temp.ml_eval_table_reads;
-        do {{ tag }}
-        begin
-            execute 'create temporary view ml_eval_table_reads as ' || {{ ml_eval.sql_string(sql) }};
-        exception when others then
-            null;
-        end
-        {{ tag }};
-        with recursive
-
-        own_rules as (
-            select rule.oid as rule_oid, rule.ev_class as view_oid
-            from pg_rewrite as rule
-            where rule.ev_class = to_regclass('pg_temp.ml_eval_table_reads')
-        ),
-
-        reads (relation_oid) as (
-            select dependency.refobjid
-            from own_rules
-            inner join pg_depend as dependency
-                on
-                    dependency.classid = 'pg_rewrite'::regclass
-                    and dependency.objid = own_rules.rule_oid
-                    and dependency.refclassid = 'pg_class'::regclass
-                    and dependency.refobjid <> own_rules.view_oid
-            union
-            select dependency.refobjid
-            from reads
-            inner join pg_class as relation on relation.oid = reads.relation_oid and relation.relkind = 'v'
-            inner join pg_rewrite as rule on rule.ev_class = reads.relation_oid
-            inner join pg_depend as dependency
-                on
-                    dependency.classid = 'pg_rewrite'::regclass
-                    and dependency.objid = rule.oid
-                    and dependency.refclassid = 'pg_class'::regclass
-                    and dependency.refobjid <> reads.relation_oid
-        ),
-
-        -- what the SQL and the views under it call that is not built in: functions,
-        -- operators, casts (PostgreSQL records dependencies on those only)
-        calls as (
-            select dependency.refclassid, dependency.refobjid
-            from pg_rewrite as rule
-            inner join pg_depend as dependency
-                on
-                    dependency.classid = 'pg_rewrite'::regclass
-                    and dependency.objid = rule.oid
-                    and dependency.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass)
-            where
-                rule.ev_class = to_regclass('pg_temp.ml_eval_table_reads')
-                or rule.ev_class in (select reads.relation_oid from reads)
-        ),
-
-        relations as (
-            select
-                relation.oid,
-                relation.relkind,
-                relation.relpersistence,
-                relation.relrowsecurity,
-                relation.oid::regclass::text as relation_name,
-                namespace.nspname,
-                case when relation.relkind = 'v' then pg_get_viewdef(relation.oid) end as view_definition,
-                relation.relkind = 'r'
-                and to_regclass(quote_ident(namespace.nspname) || '.run_versions') is not null
-                and to_regclass(quote_ident(namespace.nspname) || '.dataset_versions') is not null
-                and (
-                    select count(*) = {{ tracking | length }}
-                    from pg_trigger as tracking_trigger
-                    inner join pg_proc as bump on bump.oid = tracking_trigger.tgfoid
-                    where
-                        tracking_trigger.tgrelid = relation.oid
-                        and (tracking_trigger.tgname, tracking_trigger.tgtype) in (
-                            {%- for name, trigger_type in tracking.items() %}
-                            ({{ ml_eval.sql_string(name) }}, {{ trigger_type }}){{ ',' if not loop.last }}
-                            {%- endfor %}
-                        )
-                        and tracking_trigger.tgenabled = 'A'
-                        and tracking_trigger.tgqual is null
-                        and cardinality(tracking_trigger.tgattr::int2[]) = 0
-                        and bump.proname in ('{{ tracking_functions | join("', '") }}')
-                        and bump.pronamespace = relation.relnamespace
-                ) as is_tracked
-            from reads
-            inner join pg_class as relation on relation.oid = reads.relation_oid
-            inner join pg_namespace as namespace on namespace.oid = relation.relnamespace
-        ),
-
-        -- a tracked table's changes bump rows of its schema's versions tables: those are scanned
-        versions_tables as (
-            select distinct versions.oid, versions.oid::regclass::text as relation_name
-            from relations
-            cross join lateral (
-                values
-                    (to_regclass(quote_ident(relations.nspname) || '.run_versions')),
-                    (to_regclass(quote_ident(relations.nspname) || '.dataset_versions'))
-            ) as candidate (versions_oid)
-            inner join pg_class as versions on versions.oid = candidate.versions_oid
-            where relations.is_tracked
-        ),
-
-        scanned as (
-            select relations.oid, relations.relation_name
-            from relations
-            where relations.relkind in ('r', 'p', 'm') and not relations.is_tracked
-            union
-            select versions_tables.oid, versions_tables.relation_name
-            from versions_tables
-        ),
-
-        -- the partitions and inheritance children a scanned table's rows come from
-        descendants (relation_oid) as (
-            select scanned.oid from scanned
-            union
-            select pg_inherits.inhrelid
-            from descendants
-            inner join pg_inherits on pg_inherits.inhparent = descendants.relation_oid
-        ),
-
-        definitions as (
-            select
-                'its SQL' as what,
-                pg_get_viewdef(to_regclass('pg_temp.ml_eval_table_reads')) as view_definition
-            union all
-            select 'view ' || relations.relation_name, relations.view_definition
-            from relations
-            where relations.relkind = 'v'
-        ),
-
-        -- every name the definitions call, to look up among the unsafe built-ins
-        called_names as (
-            select distinct definitions.what, lower(called.match[1]) as function_name
-            from definitions
-            cross join lateral regexp_matches(definitions.view_definition, '(\w+)\s*\(', 'g') as called (match)
-        ),
-
-        refusals as (
-            select 'it is not a query PostgreSQL keeps as a view' as reason
-            where to_regclass('pg_temp.ml_eval_table_reads') is null
-            union all
-            select 'it reads the clock'
-            where {{ ml_eval.sql_string(sql) }} ~* {{ ml_eval.sql_string(clock_literals) }}
-            union all
-            select definitions.what || ' reads the clock, the session or the catalogs'
-            from definitions
-            where definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
-            union all
-            select called_names.what || ' calls ' || called_names.function_name
-            from called_names
-            where
-                called_names.function_name ~ {{ ml_eval.sql_string(unsafe_calls) }}
-                or exists (
-                    select 1
-                    from pg_proc
-                    where
-                        pg_proc.proname = called_names.function_name
-                        and pg_proc.provolatile = 'v'
-                        and pg_proc.pronamespace = 'pg_catalog'::regnamespace
-                )
-            union all
-            select 'it calls ' || calls.refobjid::text || ' of ' || calls.refclassid::regclass::text || ', not built into PostgreSQL'
-            from calls
-            where calls.refobjid >= 16384
-            union all
-            select 'it reads ' || relations.relation_name || ': a sequence, a catalog, foreign, temporary or under row-level security'
-            from relations
-            where
-                relations.relkind in ('f', 'S')
-                or relations.relpersistence = 't'
-                or relations.relrowsecurity
-                or relations.oid < 16384
-            union all
-            select 'it reads ' || descendant.oid::regclass::text || ': foreign or under row-level security'
-            from descendants
-            inner join pg_class as descendant on descendant.oid = descendants.relation_oid
-            where descendant.relkind = 'f' or descendant.relrowsecurity
-            union all
-            select 'it reads ' || scanned.relation_name || ', which the role may not select'
-            from scanned
-            where not has_table_privilege(scanned.oid, 'select')
-        )
-
-        select
-            (select min(refusals.reason) from refusals) as reason,
-            (
-                select coalesce(json_agg(scanned.relation_name order by scanned.relation_name), '[]')::text
-                from scanned
-            ) as scanned,
-            md5(concat_ws(
-                '|',
-                current_user,
-                current_setting('TimeZone'),
-                current_setting('DateStyle'),
-                current_setting('IntervalStyle'),
-                current_setting('extra_float_digits'),
-                current_setting('lc_monetary'),
-                current_setting('lc_numeric'),
-                current_setting('lc_time'),
-                current_setting('search_path'),
-                (
-                    select string_agg(
-                        concat_ws(
-                            ':',
-                            relations.oid,
-                            relations.relation_name,
-                            relations.relkind,
-                            relations.is_tracked,
-                            ({{ ml_eval.table_columns('relations.oid') }}),
-                            md5(relations.view_definition),
-                            (
-                                -- disabling a tracking trigger and enabling it again writes its row
-                                select md5(string_agg(tracking_trigger.xmin::text || bump.prosrc, ',' order by tracking_trigger.tgname))
-                                from pg_trigger as tracking_trigger
-                                inner join pg_proc as bump on bump.oid = tracking_trigger.tgfoid
-                                where relations.is_tracked and tracking_trigger.tgrelid = relations.oid
-                            )
-                        ),
-                        '|' order by relations.relation_name
-                    )
-                    from relations
-                )
-            )) as structure
-    {%- endcall -%}
-    {%- set row = load_result('table_reads')['data'][0] -%}
-    {%- if row[0] is not none -%}
-        {{ log('table ' ~ this ~ ' is built again on every run: ' ~ row[0]) }}
-    {%- endif -%}
-    {{ return({'keepable': row[0] is none, 'reason': row[0], 'scanned': fromjson(row[1]), 'structure': row[2]}) }}
-{% endmacro %}
-
-
-{#- The digest of a model's inputs (table_reads): its compiled SQL and definition (config,
-    description, columns, constraints), the structure of what it reads, and the row versions of
-    each table scanned; and whether `existing` (the model's table, or none) is unchanged: the
-    digest and its own versions are what its last build recorded under `key`, and its comments
-    what persist_docs would leave. One query; a dict of `inputs_digest` and `is_unchanged`. -#}
-{% macro table_inputs_digest(reads, key, existing) %}
+    {%- set tracking = ml_eval.change_tracking() -%}
     {%- set definition = local_md5(sql ~ '|' ~ tojson(model.config, sort_keys=true) ~ '|' ~ (model.description or '')
         ~ '|' ~ tojson(model.columns, sort_keys=true) ~ '|' ~ tojson(model.constraints, sort_keys=true)) -%}
-    {%- call statement('table_inputs_digest', fetch_result=true) -%}
+    {#- a dollar quote nothing in the block can close: the digest of all it is made of -#}
+    {%- set tag = '$ml_eval_' ~ local_md5(sql ~ '|' ~ key ~ '|' ~ (existing or '')) ~ '$' -%}
+    {%- call statement('table_inputs', fetch_result=true) -%}
         drop view if exists pg_temp.ml_eval_table_reads;
-        with digest as (
-            select md5(concat_ws(
-                '|',
-                {{ ml_eval.sql_string(definition) }},
-                {{ ml_eval.sql_string(reads.structure) }}
-                {%- for relation_name in reads.scanned %},
-                ({{ ml_eval.table_row_versions(relation_name) }})
-                {%- endfor %}
-            )) as inputs_digest
-        )
+        do {{ tag }}
+        declare
+            reads_found record;
+            table_scanned oid;
+            rows_of_one text;
+            rows_of_scanned text := '';
+            digest_of_inputs text;
+            kept_as_is boolean := false;
+        begin
+            begin
+                execute 'create temporary view ml_eval_table_reads as ' || {{ ml_eval.sql_string(sql) }};
+            exception when others then
+                null;
+            end;
 
-        select
-            digest.inputs_digest,
-            {%- if existing is none %}
-            false as is_unchanged
-            {%- else %}
-            coalesce(
-                (
-                    select kept.inputs_digest
-                    from {{ ml_eval.publish_state_relation('ml_eval_kept_tables') }} as kept
-                    where kept.built_relation = {{ key }}
-                ) = digest.inputs_digest || ':' || ({{ ml_eval.table_own_versions(existing) }})
-                and ({{ ml_eval.comments_are_documented(existing) }}),
-                false
-            ) as is_unchanged
-            {%- endif %}
-        from digest
+            with recursive
+
+            -- every object the rules of the SQL's view and of the views under it depend on
+            dependencies (refclassid, refobjid) as (
+                select dependency.refclassid, dependency.refobjid
+                from pg_rewrite as rule
+                inner join pg_depend as dependency
+                    on dependency.classid = 'pg_rewrite'::regclass and dependency.objid = rule.oid
+                where
+                    rule.ev_class = to_regclass('pg_temp.ml_eval_table_reads')
+                    and (dependency.refclassid, dependency.refobjid) <> ('pg_class'::regclass, rule.ev_class)
+                union
+                select dependency.refclassid, dependency.refobjid
+                from dependencies
+                inner join pg_class as relation
+                    on
+                        dependencies.refclassid = 'pg_class'::regclass
+                        and relation.oid = dependencies.refobjid
+                        and relation.relkind = 'v'
+                inner join pg_rewrite as rule on rule.ev_class = relation.oid
+                inner join pg_depend as dependency
+                    on dependency.classid = 'pg_rewrite'::regclass and dependency.objid = rule.oid
+                where (dependency.refclassid, dependency.refobjid) <> ('pg_class'::regclass, rule.ev_class)
+            ),
+
+            relations as (
+                select
+                    relation.oid,
+                    relation.relkind,
+                    relation.relpersistence,
+                    relation.relrowsecurity,
+                    relation.oid::regclass::text as relation_name,
+                    case when relation.relkind = 'v' then pg_get_viewdef(relation.oid) end as view_definition,
+                    versions.run_versions,
+                    versions.dataset_versions,
+                    relation.relkind = 'r'
+                    and versions.run_versions is not null
+                    and versions.dataset_versions is not null
+                    and ({{ ml_eval.is_change_tracked('relation', tracking) }}) as is_tracked
+                from dependencies
+                inner join pg_class as relation on relation.oid = dependencies.refobjid
+                inner join pg_namespace as namespace on namespace.oid = relation.relnamespace
+                cross join lateral (
+                    select
+                        to_regclass(quote_ident(namespace.nspname) || '.{{ tracking.run_versions }}') as run_versions,
+                        to_regclass(quote_ident(namespace.nspname) || '.{{ tracking.dataset_versions }}') as dataset_versions
+                ) as versions
+                where dependencies.refclassid = 'pg_class'::regclass
+            ),
+
+            -- the tables whose row versions are digested: a tracked table's changes bump rows
+            -- of its schema's versions tables, which stand for it
+            scanned as (
+                select relations.oid, relations.relation_name
+                from relations
+                where relations.relkind in ('r', 'p', 'm') and not relations.is_tracked
+                union
+                select versions.oid, versions.oid::regclass::text
+                from relations
+                cross join lateral unnest(array[relations.run_versions, relations.dataset_versions]) as tracked (versions_oid)
+                inner join pg_class as versions on versions.oid = tracked.versions_oid
+                where relations.is_tracked
+            ),
+
+            -- the partitions and inheritance children a scanned table's rows come from
+            descendants (relation_oid) as (
+                select scanned.oid from scanned
+                union
+                select pg_inherits.inhrelid
+                from descendants
+                inner join pg_inherits on pg_inherits.inhparent = descendants.relation_oid
+            ),
+
+            definitions as (
+                select
+                    'its SQL' as what,
+                    pg_get_viewdef(to_regclass('pg_temp.ml_eval_table_reads')) as view_definition
+                union all
+                select 'view ' || relations.relation_name, relations.view_definition
+                from relations
+                where relations.relkind = 'v'
+            ),
+
+            -- every name the definitions call, to look up among the unsafe built-ins
+            called_names as (
+                select distinct definitions.what, lower(called.match[1]) as function_name
+                from definitions
+                cross join lateral regexp_matches(definitions.view_definition, '(\w+)\s*\(', 'g') as called (match)
+            ),
+
+            refusals as (
+                select 'it is not a query PostgreSQL keeps as a view' as reason
+                where to_regclass('pg_temp.ml_eval_table_reads') is null
+                union all
+                select 'it reads the clock'
+                where {{ ml_eval.sql_string(sql) }} ~* {{ ml_eval.sql_string(clock_literals) }}
+                union all
+                select definitions.what || ' reads the clock, the session or the catalogs'
+                from definitions
+                where definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+                union all
+                select called_names.what || ' calls ' || called_names.function_name
+                from called_names
+                where
+                    called_names.function_name ~ {{ ml_eval.sql_string(unsafe_calls) }}
+                    or exists (
+                        select 1
+                        from pg_proc
+                        where
+                            pg_proc.proname = called_names.function_name
+                            and pg_proc.provolatile = 'v'
+                            and pg_proc.pronamespace = 'pg_catalog'::regnamespace
+                    )
+                union all
+                select 'it calls ' || dependencies.refobjid::text || ' of ' || dependencies.refclassid::regclass::text
+                    || ', not built into PostgreSQL'
+                from dependencies
+                where
+                    dependencies.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass)
+                    and dependencies.refobjid >= 16384
+                union all
+                select 'it reads ' || relations.relation_name
+                    || ': a sequence, a catalog, foreign, temporary or under row-level security'
+                from relations
+                where
+                    relations.relkind in ('f', 'S')
+                    or relations.relpersistence = 't'
+                    or relations.relrowsecurity
+                    or relations.oid < 16384
+                union all
+                select 'it reads ' || descendant.oid::regclass::text || ': foreign or under row-level security'
+                from descendants
+                inner join pg_class as descendant on descendant.oid = descendants.relation_oid
+                where descendant.relkind = 'f' or descendant.relrowsecurity
+                union all
+                select 'it reads ' || scanned.relation_name || ', which the role may not select'
+                from scanned
+                where not has_table_privilege(scanned.oid, 'select')
+            )
+
+            select
+                (select min(refusals.reason) from refusals) as reason,
+                (select coalesce(array_agg(scanned.oid order by scanned.relation_name), '{}') from scanned) as scanned,
+                md5(concat_ws(
+                    '|',
+                    current_user,
+                    current_setting('TimeZone'),
+                    current_setting('DateStyle'),
+                    current_setting('IntervalStyle'),
+                    current_setting('extra_float_digits'),
+                    current_setting('lc_monetary'),
+                    current_setting('lc_numeric'),
+                    current_setting('lc_time'),
+                    current_setting('search_path'),
+                    (
+                        select string_agg(
+                            concat_ws(
+                                ':',
+                                relations.oid,
+                                relations.relation_name,
+                                relations.relkind,
+                                relations.is_tracked,
+                                ({{ ml_eval.table_columns('relations.oid') }}),
+                                md5(relations.view_definition),
+                                (
+                                    -- disabling a tracking trigger and enabling it again writes its row
+                                    select md5(string_agg(tracking_trigger.xmin::text || bump.prosrc, ',' order by tracking_trigger.tgname))
+                                    from pg_trigger as tracking_trigger
+                                    inner join pg_proc as bump on bump.oid = tracking_trigger.tgfoid
+                                    where relations.is_tracked and tracking_trigger.tgrelid = relations.oid
+                                )
+                            ),
+                            '|' order by relations.relation_name
+                        )
+                        from relations
+                    )
+                )) as structure
+            into reads_found;
+
+            if reads_found.reason is null then
+                foreach table_scanned in array reads_found.scanned loop
+                    execute format('{{ ml_eval.table_row_versions("%s") | replace("'", "''") }}', table_scanned::regclass)
+                    into rows_of_one;
+                    rows_of_scanned := rows_of_scanned || '|' || rows_of_one;
+                end loop;
+                digest_of_inputs := md5({{ ml_eval.sql_string(definition) }} || '|' || reads_found.structure || rows_of_scanned);
+                {%- if existing is not none %}
+                select coalesce(
+                    (
+                        select kept.inputs_digest
+                        from {{ ml_eval.publish_state_relation('ml_eval_kept_tables') }} as kept
+                        where kept.built_relation = {{ key }}
+                    ) = digest_of_inputs || ':' || ({{ ml_eval.table_own_versions(existing) }})
+                    and ({{ ml_eval.comments_are_documented(existing) }}),
+                    false
+                )
+                into kept_as_is;
+                {%- endif %}
+            end if;
+
+            drop view if exists pg_temp.ml_eval_table_reads;
+            perform set_config(
+                'ml_eval.table_inputs',
+                json_build_object('reason', reads_found.reason, 'inputs_digest', digest_of_inputs, 'is_unchanged', kept_as_is)::text,
+                true
+            );
+        end
+        {{ tag }};
+        select current_setting('ml_eval.table_inputs')
     {%- endcall -%}
-    {%- set row = load_result('table_inputs_digest')['data'][0] -%}
-    {{ return({'inputs_digest': row[0], 'is_unchanged': row[1]}) }}
+    {%- set found = fromjson(load_result('table_inputs')['data'][0][0]) -%}
+    {%- if found.reason is not none -%}
+        {{ log('table ' ~ this ~ ' is built again on every run: ' ~ found.reason) }}
+    {%- endif -%}
+    {{ return({'inputs_digest': found.inputs_digest, 'is_unchanged': found.is_unchanged}) }}
 {% endmacro %}
 
 

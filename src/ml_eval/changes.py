@@ -43,6 +43,8 @@ RUN_VERSIONS = "run_versions"
 DATASET_VERSIONS = "dataset_versions"
 TRIGGER_PREFIX = "ml_eval_track_changes"
 EVENTS = ("insert", "update", "delete", "truncate")
+# pg_trigger.tgtype of a statement-level AFTER trigger on each event: the event's bit
+TRIGGER_TYPES = {"insert": 4, "delete": 8, "update": 16, "truncate": 32}
 
 
 @dataclass(frozen=True)
@@ -199,24 +201,32 @@ def _owned(conn: psycopg.Connection, schema: str) -> None:
 
 
 def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
-    """(table, trigger) of the triggers `install` made that are in place: the right function,
-    of the right schema, owned by the connecting role, enabled ALWAYS (so they also fire under
-    session_replication_role = replica, as in logical replication or pg_restore)."""
-    expected = [(t.table, trigger_name(event), t.function) for t in TRACKED for event in EVENTS]
+    """(table, trigger) of the triggers `install` made that are in place: statement-level AFTER
+    on their event, on no condition and no column list, calling the right function, of the
+    right schema, owned by the connecting role and SECURITY DEFINER, enabled ALWAYS (so they
+    also fire under session_replication_role = replica, as in logical replication or
+    pg_restore). The dbt side checks the same (macros/change_tracking/change_tracking.sql)
+    before it trusts a table's versions for its rows."""
+    expected = [(t.table, trigger_name(event), TRIGGER_TYPES[event], t.function) for t in TRACKED for event in EVENTS]
     rows = conn.execute(
-        "select c.relname, t.tgname, p.proname"
+        "select c.relname, t.tgname, t.tgtype, p.proname"
         " from pg_catalog.pg_trigger as t"
         " join pg_catalog.pg_class as c on c.oid = t.tgrelid"
         " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         " join pg_catalog.pg_proc as p on p.oid = t.tgfoid"
         " join pg_catalog.pg_namespace as pn on pn.oid = p.pronamespace"
         " where n.nspname = %s and pn.nspname = %s and not t.tgisinternal and t.tgenabled = 'A'"
+        " and t.tgqual is null and pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) = 0"
         " and p.proowner = (select oid from pg_catalog.pg_roles where rolname = current_user)"
         " and p.prosecdef",
         (schema, schema),
     ).fetchall()
-    present = {(table, trigger, function) for table, trigger, function in rows}
-    return {(table, trigger) for table, trigger, function in expected if (table, trigger, function) in present}
+    present = {(table, trigger, trigger_type, function) for table, trigger, trigger_type, function in rows}
+    return {
+        (table, trigger)
+        for table, trigger, trigger_type, function in expected
+        if (table, trigger, trigger_type, function) in present
+    }
 
 
 def untracked(conn: psycopg.Connection, schema: str) -> list[str]:
