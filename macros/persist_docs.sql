@@ -8,6 +8,10 @@
     documented columns the relation does not have, which dbt's warning names. What it leaves
     is what comments_are_documented expects. As a package, dbt's own is used. -#}
 {% macro postgres__persist_docs(relation, model, for_relation, for_columns) -%}
+    {%- if relation.type not in ('table', 'view', 'materialized_view') -%}
+        {#- a function, or a relation whose type dbt did not look up: dbt's own -#}
+        {%- do return(dbt.default__persist_docs(relation, model, for_relation, for_columns)) -%}
+    {%- endif -%}
     {%- set persist_relation = for_relation and config.persist_relation_docs() and model.description -%}
     {%- set documented = [] -%}
     {%- if for_columns and config.persist_column_docs() and model.columns -%}
@@ -26,6 +30,9 @@
             declare
                 differing record;
             begin
+                if {{ relation_oid }} is null then
+                    raise exception 'persist_docs: there is no relation %', {{ ml_eval.sql_string(relation.include(database=false)) }};
+                end if;
                 {%- if persist_relation %}
                 if obj_description({{ relation_oid }}, 'pg_class') is distinct from {{ ml_eval.sql_string(model.description) }} then
                     execute format(

@@ -297,7 +297,16 @@ def test_the_build_trusts_the_change_tracking_the_producer_installs_and_no_other
     tracking = json.loads(_compiled("{{ tojson(ml_eval.change_tracking()) }}", clone))
     assert tracking["run_versions"] == changes.RUN_VERSIONS
     assert tracking["dataset_versions"] == changes.DATASET_VERSIONS
-    assert tracking["triggers"] == {changes.trigger_name(e): changes.TRIGGER_TYPES[e] for e in changes.EVENTS}
+    assert tracking["triggers"] == {
+        changes.trigger_name(e): dict(
+            zip(
+                ("type", "new_table", "old_table"),
+                (changes.TRIGGER_TYPES[e], *changes.TRANSITION_TABLES[e]),
+                strict=True,
+            )
+        )
+        for e in changes.EVENTS
+    }
     assert tracking["functions"] == {t.table: t.function for t in changes.TRACKED}
     check = _compiled(
         "select relation.relname from pg_class as relation"
@@ -318,6 +327,8 @@ def test_the_build_trusts_the_change_tracking_the_producer_installs_and_no_other
             ),
             "samples": ("update", "after update of sample_index on dataset.samples for each statement"),
             "targets": ("delete", "before delete on dataset.targets for each statement"),
+            # no transition table: the function would read whatever new_rows pg_temp holds
+            "run_datasets": ("insert", "after insert on dataset.run_datasets for each statement"),
         }
         functions = {t.table: t.function for t in changes.TRACKED}
         for table, (event, trigger) in replaced.items():
@@ -327,6 +338,9 @@ def test_the_build_trusts_the_change_tracking_the_producer_installs_and_no_other
         assert {row[0] for row in conn.execute(check)} == every - set(replaced)
         gone = {(table, changes.trigger_name(event)) for table, (event, _) in replaced.items()}
         assert changes.installed_triggers(conn, "dataset") == pairs - gone
+        # a child's rows fire none of its parent's triggers: the build scans a table with children
+        conn.execute("create table dataset.scores_archive () inherits (dataset.prediction_scores)")
+        assert {row[0] for row in conn.execute(check)} == every - set(replaced) - {"prediction_scores"}
         conn.rollback()
 
 
@@ -851,9 +865,16 @@ ALWAYS_BUILT_PROBES = {
     "probe_function": "select probe.rows_of_t() as n",
     "probe_operator": "select 1 operator(probe.###) 2 as n",
     "probe_writes": "with touched as (update probe.t set a = a returning a) select a from touched",
+    # what reads tables or catalogs by name, with no dependency PostgreSQL records
+    "probe_information_schema": "select information_schema._pg_index_position(0::oid, 1::smallint) as p",
+    "probe_to_xml": "select schema_to_xml('probe', true, false, '')::text as x",
+    "probe_regclass_cast": "select ('probe.t'::text)::regclass::oid::bigint as o",
+    # a clock literal cast at run time, in a view under the SQL
+    "probe_clock_view": "select t from probe.frozen_now",
 }
 KEPT_PROBES = {
     "probe_plain": "select a from probe.t",
+    "probe_enum": "select e from probe.te",
     # the dollar quote the first version of the check used: the SQL cannot end it
     "probe_quote": "select '$ml_eval_table_reads$; create table probe.pwned (); $x$' as text_value",
 }
@@ -870,6 +891,11 @@ def test_tables_that_read_what_no_row_version_shows_are_built_every_run(clone: w
         (project / "models" / "probe" / f"{name}.sql").write_text(
             "{{ config(materialized='table', schema='probe_marts') }}\n" + query + "\n"
         )
+    # descriptions that hold dollar quotes, quotes and format directives: written as they are
+    (project / "models" / "probe" / "_probe.yml").write_text(
+        'version: 2\nmodels:\n  - name: probe_quote\n    description: "a $ml_eval_x$ it\'s 100% %s"\n'
+        "    columns:\n      - name: text_value\n        description: \"$$ %I %L '' done\"\n"
+    )
     with clone.connect() as conn:
         conn.execute("create schema probe")
         conn.execute("create table probe.t (a integer)")
@@ -880,6 +906,9 @@ def test_tables_that_read_what_no_row_version_shows_are_built_every_run(clone: w
         )
         conn.execute("create function probe.plus(integer, integer) returns integer language sql as 'select $1 + $2'")
         conn.execute("create operator probe.### (leftarg = integer, rightarg = integer, function = probe.plus)")
+        conn.execute("create view probe.frozen_now as select ('now'::text)::timestamptz as t")
+        conn.execute("create type probe.e as enum ('a', 'b')")
+        conn.execute("create table probe.te as select 'a'::probe.e as e")
         conn.commit()
     probes = (
         "select c.relname, c.oid from pg_class as c"
@@ -895,5 +924,18 @@ def test_tables_that_read_what_no_row_version_shows_are_built_every_run(clone: w
     with clone.connect() as conn:
         after = dict(conn.execute(probes).fetchall())
         assert conn.execute("select to_regclass('probe.pwned')").fetchone() == (None,)
+        assert conn.execute(
+            "select obj_description('probe_marts.probe_quote'::regclass, 'pg_class'),"
+            " col_description('probe_marts.probe_quote'::regclass, 1)"
+        ).fetchone() == ("a $ml_eval_x$ it's 100% %s", "$$ %I %L '' done")
     remade = {name for name in before if after[name] != before[name]}
     assert remade == set(ALWAYS_BUILT_PROBES) - {"probe_writes"}, remade
+    # an enum's label renamed in place changes what the table prints: it is built again
+    with clone.connect() as conn:
+        conn.execute("alter type probe.e rename value 'a' to 'z'")
+        conn.commit()
+    run_dbt(selection, clone, project_dir=project)
+    with clone.connect() as conn:
+        again = dict(conn.execute(probes).fetchall())
+        assert conn.execute("select e::text from probe_marts.probe_enum").fetchall() == [("z",)]
+    assert again["probe_enum"] != after["probe_enum"] and again["probe_plain"] == after["probe_plain"]

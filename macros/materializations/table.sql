@@ -87,23 +87,23 @@
     PostgreSQL refuses as a view (a syntax only CREATE TABLE AS accepts) is never kept. -#}
 {% macro table_inputs(sql, key, existing) %}
     {#- the built-in calls and names whose result can change with nothing else changing: the
-        clock, the session, the catalogs; and every volatile built-in (pg_proc). The catalogs
-        are pinned, so found by name; information_schema is not, so its views are refused as
-        relations of oid below 16384 (`refusals`) -#}
-    {%- set unsafe_calls = '^(pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age|timeofday'
-        ~ '|statement_timestamp|transaction_timestamp|version)$' -%}
+        clock, the session, the catalogs (and what reads tables by name: the *_to_xml family,
+        a text cast to regclass and its kin at run time); and every volatile built-in (pg_proc).
+        The catalogs are pinned, so found by name; information_schema's views and functions are
+        recorded, of oids below 16384, and `refusals` refuses those too -#}
+    {%- set unsafe_calls = '^(pg_\\w+|_pg_\\w+|has_\\w+|to_reg\\w+|\\w+_description|current_\\w+|inet_\\w+|now|age'
+        ~ '|timeofday|statement_timestamp|transaction_timestamp|version|\\w*_to_xml\\w*|format_type|row_security_active'
+        ~ '|reg(class|type|proc|procedure|oper|operator|namespace|role|config|dictionary|collation)\\w*)$' -%}
     {%- set unsafe_names = '\\m(current_timestamp|current_date|current_time|localtime|localtimestamp|current_user'
-        ~ '|session_user|current_role|current_catalog|current_schema|pg_\\w+)\\M' -%}
-    {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL -#}
+        ~ '|session_user|current_role|current_catalog|current_schema|information_schema|pg_\\w+)\\M'
+        ~ "|[^']::reg(class|type|proc|procedure|oper|operator|namespace|role|config|dictionary|collation)\\M" -%}
+    {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL
+        and in every definition -#}
     {%- set clock_literals = "'\\s*(now|today|tomorrow|yesterday)\\s*'" -%}
     {%- set tracking = ml_eval.change_tracking() -%}
     {%- set definition = local_md5(sql ~ '|' ~ tojson(model.config, sort_keys=true) ~ '|' ~ (model.description or '')
         ~ '|' ~ tojson(model.columns, sort_keys=true) ~ '|' ~ tojson(model.constraints, sort_keys=true)) -%}
-    {#- a dollar quote nothing in the block can close: the digest of all it is made of -#}
-    {%- set tag = '$ml_eval_' ~ local_md5(sql ~ '|' ~ key ~ '|' ~ (existing or '')) ~ '$' -%}
-    {%- call statement('table_inputs', fetch_result=true) -%}
-        drop view if exists pg_temp.ml_eval_table_reads;
-        do {{ tag }}
+    {%- set block -%}
         declare
             reads_found record;
             table_scanned oid;
@@ -217,7 +217,9 @@
                 union all
                 select definitions.what || ' reads the clock, the session or the catalogs'
                 from definitions
-                where definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+                where
+                    definitions.view_definition ~* {{ ml_eval.sql_string(unsafe_names) }}
+                    or definitions.view_definition ~* {{ ml_eval.sql_string(clock_literals) }}
                 union all
                 select called_names.what || ' calls ' || called_names.function_name
                 from called_names
@@ -232,12 +234,18 @@
                             and pg_proc.pronamespace = 'pg_catalog'::regnamespace
                     )
                 union all
+                -- information_schema's functions are recorded, below 16384 but not in pg_catalog;
+                -- a text search configuration or dictionary can be altered in place
                 select 'it calls ' || dependencies.refobjid::text || ' of ' || dependencies.refclassid::regclass::text
                     || ', not built into PostgreSQL'
                 from dependencies
+                left join pg_proc on dependencies.refclassid = 'pg_proc'::regclass and pg_proc.oid = dependencies.refobjid
                 where
-                    dependencies.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass)
-                    and dependencies.refobjid >= 16384
+                    dependencies.refclassid in (
+                        'pg_proc'::regclass, 'pg_operator'::regclass, 'pg_cast'::regclass,
+                        'pg_ts_config'::regclass, 'pg_ts_dict'::regclass, 'pg_ts_parser'::regclass, 'pg_ts_template'::regclass
+                    )
+                    and (dependencies.refobjid >= 16384 or pg_proc.pronamespace <> 'pg_catalog'::regnamespace)
                 union all
                 select 'it reads ' || relations.relation_name
                     || ': a sequence, a catalog, foreign, temporary or under row-level security'
@@ -293,6 +301,16 @@
                             '|' order by relations.relation_name
                         )
                         from relations
+                    ),
+                    (
+                        -- the labels of the enums the definitions name (a cast, a constant)
+                        select string_agg(
+                            label.enumtypid || ' ' || label.enumlabel || ' ' || label.enumsortorder, ','
+                            order by label.enumtypid, label.enumsortorder
+                        )
+                        from dependencies
+                        inner join pg_enum as label on label.enumtypid = dependencies.refobjid
+                        where dependencies.refclassid = 'pg_type'::regclass
                     )
                 )) as structure
             into reads_found;
@@ -325,6 +343,13 @@
                 true
             );
         end
+    {%- endset -%}
+    {#- a dollar quote nothing in the block can close: the digest of the block -#}
+    {%- set tag = '$ml_eval_' ~ local_md5(block) ~ '$' -%}
+    {%- call statement('table_inputs', fetch_result=true) -%}
+        drop view if exists pg_temp.ml_eval_table_reads;
+        do {{ tag }}
+        {{ block }}
         {{ tag }};
         select current_setting('ml_eval.table_inputs')
     {%- endcall -%}
@@ -348,7 +373,15 @@
     numbers, names and types, so a column dropped and added again compares as changed. -#}
 {% macro table_columns(relation_oid) -%}
     select md5(string_agg(
-        attribute.attnum || ' ' || attribute.attname || ' ' || format_type(attribute.atttypid, attribute.atttypmod),
+        attribute.attnum || ' ' || attribute.attname || ' ' || format_type(attribute.atttypid, attribute.atttypmod)
+        -- an enum's labels can be renamed or reordered in place: they print
+        || coalesce(' ' || (
+            select string_agg(label.enumlabel || ' ' || label.enumsortorder, ',' order by label.enumtypid, label.enumsortorder)
+            from pg_type as column_type
+            inner join pg_enum as label
+                on label.enumtypid in (column_type.oid, column_type.typelem, column_type.typbasetype)
+            where column_type.oid = attribute.atttypid
+        ), ''),
         ',' order by attribute.attnum
     ))
     from pg_attribute as attribute

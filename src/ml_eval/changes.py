@@ -45,6 +45,13 @@ TRIGGER_PREFIX = "ml_eval_track_changes"
 EVENTS = ("insert", "update", "delete", "truncate")
 # pg_trigger.tgtype of a statement-level AFTER trigger on each event: the event's bit
 TRIGGER_TYPES = {"insert": 4, "delete": 8, "update": 16, "truncate": 32}
+# the transition tables each trigger declares (new, old): the functions read them by name
+TRANSITION_TABLES = {
+    "insert": ("new_rows", None),
+    "update": ("new_rows", "old_rows"),
+    "delete": (None, "old_rows"),
+    "truncate": (None, None),
+}
 
 
 @dataclass(frozen=True)
@@ -202,14 +209,19 @@ def _owned(conn: psycopg.Connection, schema: str) -> None:
 
 def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
     """(table, trigger) of the triggers `install` made that are in place: statement-level AFTER
-    on their event, on no condition and no column list, calling the right function, of the
+    on their event, with their transition tables, on no condition and no column list, calling
+    the right function, of the
     right schema, owned by the connecting role and SECURITY DEFINER, enabled ALWAYS (so they
     also fire under session_replication_role = replica, as in logical replication or
     pg_restore). The dbt side checks the same (macros/change_tracking/change_tracking.sql)
     before it trusts a table's versions for its rows."""
-    expected = [(t.table, trigger_name(event), TRIGGER_TYPES[event], t.function) for t in TRACKED for event in EVENTS]
+    expected = [
+        (t.table, trigger_name(event), TRIGGER_TYPES[event], *TRANSITION_TABLES[event], t.function)
+        for t in TRACKED
+        for event in EVENTS
+    ]
     rows = conn.execute(
-        "select c.relname, t.tgname, t.tgtype, p.proname"
+        "select c.relname, t.tgname, t.tgtype, t.tgnewtable, t.tgoldtable, p.proname"
         " from pg_catalog.pg_trigger as t"
         " join pg_catalog.pg_class as c on c.oid = t.tgrelid"
         " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
@@ -221,12 +233,8 @@ def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, 
         " and p.prosecdef",
         (schema, schema),
     ).fetchall()
-    present = {(table, trigger, trigger_type, function) for table, trigger, trigger_type, function in rows}
-    return {
-        (table, trigger)
-        for table, trigger, trigger_type, function in expected
-        if (table, trigger, trigger_type, function) in present
-    }
+    present = set(rows)
+    return {(row[0], row[1]) for row in expected if row in present}
 
 
 def untracked(conn: psycopg.Connection, schema: str) -> list[str]:
@@ -326,12 +334,9 @@ def install(conn: psycopg.Connection, schema: str, tables: Sequence[str] | None 
                 if (t.table, trigger_name(event)) in have:
                     continue
                 conn.execute(sql.SQL("drop trigger if exists {} on {}").format(trigger, table))
-                referencing = {
-                    "insert": "referencing new table as new_rows",
-                    "update": "referencing old table as old_rows new table as new_rows",
-                    "delete": "referencing old table as old_rows",
-                    "truncate": "",
-                }[event]
+                new, old = TRANSITION_TABLES[event]
+                tables = [f"old table as {old}"] * bool(old) + [f"new table as {new}"] * bool(new)
+                referencing = " ".join(["referencing", *tables]) if tables else ""
                 conn.execute(
                     sql.SQL("create trigger {} after {} on {} {} for each statement execute function {}()").format(
                         trigger,
