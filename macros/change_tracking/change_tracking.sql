@@ -32,7 +32,8 @@
     ml_eval.changes.installed_triggers, which runs as the producer and asks the function's
     owner to be itself (install refuses a table another role owns), where this one, run as
     the transformer, asks it to be the table's owner. And the table has no inheritance
-    children, whose rows would change with no trigger of its firing. -#}
+    children and is no child or partition: a statement on its parent, or on a child, changes
+    rows with no trigger of its firing. -#}
 {% macro is_change_tracked(relation, tracking) -%}
     select count(*) = {{ tracking.triggers | length }}
     from pg_trigger as tracking_trigger
@@ -60,6 +61,8 @@
         and bump.pronamespace = {{ relation }}.relnamespace
         and bump.proowner = {{ relation }}.relowner
         and bump.prosecdef
-        -- a child's rows fire none of the parent's triggers: a table with children is scanned
+        -- a statement fires the triggers of the table it names only: a table with children,
+        -- or one that is a child or a partition (written through its parent), is scanned
         and not {{ relation }}.relhassubclass
+        and not exists (select 1 from pg_inherits where pg_inherits.inhrelid = {{ relation }}.oid)
 {%- endmacro %}

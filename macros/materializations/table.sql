@@ -97,9 +97,11 @@
     {%- set unsafe_names = '\\m(current_timestamp|current_date|current_time|localtime|localtimestamp|current_user'
         ~ '|session_user|current_role|current_catalog|current_schema|information_schema|pg_\\w+)\\M'
         ~ "|[^']::reg(class|type|proc|procedure|oper|operator|namespace|role|config|dictionary|collation)\\M" -%}
-    {#- 'now'::timestamptz and the like are frozen into a view's definition: read in the SQL
-        and in every definition -#}
-    {%- set clock_literals = "'\\s*(now|today|tomorrow|yesterday)\\s*'" -%}
+    {#- 'now'::timestamptz, 'today 12:00'::timestamp and the like are frozen into a view's
+        definition: read in the SQL (a literal of one line, quoted or dollar-quoted, with the
+        word in it) and in every definition (a text cast at run time) -#}
+    {%- set clock_words = '\\m(now|today|tomorrow|yesterday)\\M' -%}
+    {%- set clock_literals = "'[^'\\n]*" ~ clock_words ~ "[^'\\n]*'|\\$\\w*\\$[^$\\n]*" ~ clock_words ~ "[^$\\n]*\\$\\w*\\$" -%}
     {%- set tracking = ml_eval.change_tracking() -%}
     {%- set definition = local_md5(sql ~ '|' ~ tojson(model.config, sort_keys=true) ~ '|' ~ (model.description or '')
         ~ '|' ~ tojson(model.columns, sort_keys=true) ~ '|' ~ tojson(model.constraints, sort_keys=true)) -%}
@@ -280,6 +282,11 @@
                     current_setting('lc_numeric'),
                     current_setting('lc_time'),
                     current_setting('search_path'),
+                current_setting('default_text_search_config'),
+                current_setting('bytea_output'),
+                current_setting('quote_all_identifiers'),
+                current_setting('xmloption'),
+                current_setting('xmlbinary'),
                     (
                         select string_agg(
                             concat_ws(

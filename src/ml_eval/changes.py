@@ -335,8 +335,8 @@ def install(conn: psycopg.Connection, schema: str, tables: Sequence[str] | None 
                     continue
                 conn.execute(sql.SQL("drop trigger if exists {} on {}").format(trigger, table))
                 new, old = TRANSITION_TABLES[event]
-                tables = [f"old table as {old}"] * bool(old) + [f"new table as {new}"] * bool(new)
-                referencing = " ".join(["referencing", *tables]) if tables else ""
+                transition = [f"old table as {old}"] * bool(old) + [f"new table as {new}"] * bool(new)
+                referencing = " ".join(["referencing", *transition]) if transition else ""
                 conn.execute(
                     sql.SQL("create trigger {} after {} on {} {} for each statement execute function {}()").format(
                         trigger,
