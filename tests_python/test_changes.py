@@ -341,10 +341,16 @@ def test_the_build_trusts_the_change_tracking_the_producer_installs_and_no_other
         # a child's rows fire none of its parent's triggers: the build scans a table with children
         conn.execute("create table dataset.scores_archive () inherits (dataset.prediction_scores)")
         assert {row[0] for row in conn.execute(check)} == every - set(replaced) - {"prediction_scores"}
-        # nor the triggers of a child, or a partition, when a statement names its parent
+        # nor the triggers of a child, or a partition, when a statement names its parent (a
+        # server may refuse a child with transition tables: then the case cannot arise)
+        untrusted = set(replaced) | {"prediction_scores"}
         conn.execute("create table dataset.classes_all (like dataset.classes)")
-        conn.execute("alter table dataset.classes inherit dataset.classes_all")
-        untrusted = set(replaced) | {"prediction_scores", "classes"}
+        try:
+            with conn.transaction():
+                conn.execute("alter table dataset.classes inherit dataset.classes_all")
+            untrusted.add("classes")
+        except psycopg.errors.FeatureNotSupported:
+            pass
         assert {row[0] for row in conn.execute(check)} == every - untrusted
         conn.rollback()
 
@@ -873,7 +879,7 @@ ALWAYS_BUILT_PROBES = {
     "probe_writes": "with touched as (update probe.t set a = a returning a) select a from touched",
     # what reads tables or catalogs by name, with no dependency PostgreSQL records
     "probe_information_schema": "select information_schema._pg_index_position(0::oid, 1::smallint) as p",
-    "probe_to_xml": "select schema_to_xml('probe', true, false, '')::text as x",
+    "probe_format_type": "select format_type('probe.t'::regclass::oid, null) as type_name",
     "probe_regclass_cast": "select ('probe.t'::text)::regclass::oid::bigint as o",
     # a clock literal cast at run time, in a view under the SQL
     "probe_clock_view": "select t from probe.frozen_now",
