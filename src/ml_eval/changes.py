@@ -210,10 +210,9 @@ def _owned(conn: psycopg.Connection, schema: str) -> None:
 def installed_triggers(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
     """(table, trigger) of the triggers `install` made that are in place: statement-level AFTER
     on their event, with their transition tables, on no condition and no column list, calling
-    the right function, of the
-    right schema, owned by the connecting role and SECURITY DEFINER, enabled ALWAYS (so they
-    also fire under session_replication_role = replica, as in logical replication or
-    pg_restore). The dbt side checks the same (macros/change_tracking/change_tracking.sql)
+    the right function, of the right schema, owned by the connecting role and SECURITY
+    DEFINER, enabled ALWAYS (so they also fire under session_replication_role = replica, as in
+    logical replication or pg_restore). The dbt side checks the same (macros/change_tracking/change_tracking.sql)
     before it trusts a table's versions for its rows."""
     expected = [
         (t.table, trigger_name(event), TRIGGER_TYPES[event], *TRANSITION_TABLES[event], t.function)
